@@ -1,0 +1,1 @@
+//! SyncKairos Kubernetes operator (work in progress).

@@ -1,0 +1,1 @@
+//! SyncKairos: real-time timer synchronization (work in progress).

@@ -1,0 +1,1 @@
+//! Test harness: processes and clients for the black-box suites.
