@@ -1,1 +1,13 @@
-//! SyncKairos: real-time timer synchronization (work in progress).
+//! SyncKairos: real-time timer synchronization.
+//!
+//! Where things live:
+//! - [`domain`]: the pure state machine — modes, transitions, time
+//!   arithmetic and rendering. No I/O, no clock reads: `now` is an argument.
+//! - [`engine`]: where session state lives and how committed changes travel
+//!   (the `Engine` trait; the in-memory engine; the local fan-out hub).
+//! - [`service`]: the use cases — load, apply a domain command, commit with a
+//!   version check, retry, arm timeouts, sweep — shared by every engine.
+//! - [`api`]: axum REST + WebSocket, errors, metrics, OpenAPI.
+//! - [`config`]: command-line / environment configuration.
+
+pub mod domain;

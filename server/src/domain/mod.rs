@@ -1,0 +1,20 @@
+//! The pure state machine of a timer session: modes, transitions, time
+//! arithmetic and rendering.
+//!
+//! Nothing here reads a clock or does I/O: every function takes `now` (Unix
+//! epoch milliseconds) as an argument, so the rules can be property-tested
+//! with scripted time and are shared unchanged by every engine.
+
+mod model;
+mod render;
+mod spec;
+pub mod time;
+mod transition;
+
+pub use model::{
+    EventKind, GroupBank, Millis, Participant, Session, Status, SyncMode, TimeoutAction,
+    TimeoutKind,
+};
+pub use render::{RenderedParticipant, SyncState};
+pub use spec::{CreateParticipant, CreateSpec, FieldError};
+pub use transition::{Command, DomainError, SwitchArgs, Transition, apply, due_timeout};
