@@ -4,10 +4,18 @@
 //! - [`domain`]: the pure state machine — modes, transitions, time
 //!   arithmetic and rendering. No I/O, no clock reads: `now` is an argument.
 //! - [`engine`]: where session state lives and how committed changes travel
-//!   (the `Engine` trait; the in-memory engine; the local fan-out hub).
+//!   (the `Engine` trait, the in-memory engine, the local fan-out hub).
 //! - [`service`]: the use cases — load, apply a domain command, commit with a
 //!   version check, retry, arm timeouts, sweep — shared by every engine.
+//! - [`protocol`]: WebSocket messages, rendered once per update.
 //! - [`api`]: axum REST + WebSocket, errors, metrics, OpenAPI.
 //! - [`config`]: command-line / environment configuration.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`clock`]: the one place that reads the wall clock.
 
+pub mod clock;
 pub mod domain;
+pub mod engine;
+pub mod metrics;
+pub mod protocol;
+pub mod service;
