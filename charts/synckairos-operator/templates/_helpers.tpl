@@ -1,0 +1,110 @@
+{{/*
+Names and labels shared by every template, so that selectors and labels stay
+consistent across objects (a selector that drifts from its pods' labels
+silently breaks a Service).
+*/}}
+
+{{/* Chart name, overridable; 63 chars is the DNS label limit. */}}
+{{- define "synckairos-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name used as the prefix of every object. If the release name already
+contains the chart name it is used alone, to avoid "x-synckairos-operator-synckairos-operator".
+*/}}
+{{- define "synckairos-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart label value: name-version, "+" is not allowed in label values. */}}
+{{- define "synckairos-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels every object of this release carries. */}}
+{{- define "synckairos-operator.commonLabels" -}}
+helm.sh/chart: {{ include "synckairos-operator.chart" . }}
+app.kubernetes.io/name: {{ include "synckairos-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: synckairos
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of the operator's own objects (Deployment, Service, RBAC, ...). */}}
+{{- define "synckairos-operator.labels" -}}
+{{ include "synckairos-operator.commonLabels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* Labels that select the operator pods: stable across upgrades (selectors are immutable). */}}
+{{- define "synckairos-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "synckairos-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* ServiceAccount the operator runs as. */}}
+{{- define "synckairos-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "synckairos-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Operator image reference: registry/repository, then @digest or :tag (tag defaults to appVersion). */}}
+{{- define "synckairos-operator.image" -}}
+{{- $img := .Values.operator.image }}
+{{- $repo := $img.repository }}
+{{- if $img.registry }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" $img.registry) $img.repository }}
+{{- end }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $repo $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion $img.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the SyncKairosCluster rendered from cluster.spec. */}}
+{{- define "synckairos-operator.clusterName" -}}
+{{- default (include "synckairos-operator.fullname" .) .Values.cluster.name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Namespace of the SyncKairosCluster: it must be one the operator watches, so
+it follows watchNamespace unless set explicitly (and then must agree).
+*/}}
+{{- define "synckairos-operator.clusterNamespace" -}}
+{{- $ns := .Values.cluster.namespace | default .Values.watchNamespace | default .Release.Namespace }}
+{{- if and .Values.watchNamespace (ne $ns .Values.watchNamespace) }}
+{{- fail (printf "cluster.namespace %q is not watched: the operator only watches watchNamespace %q" $ns .Values.watchNamespace) }}
+{{- end }}
+{{- $ns }}
+{{- end }}
+
+{{/*
+Labels the operator puts on the server pods of a SyncKairosCluster; the
+NetworkPolicy selects pods with them. Keep in step with the operator's builders.
+*/}}
+{{- define "synckairos-operator.serverPodLabels" -}}
+app.kubernetes.io/name: synckairos
+app.kubernetes.io/instance: {{ include "synckairos-operator.clusterName" . }}
+app.kubernetes.io/component: server
+{{- end }}

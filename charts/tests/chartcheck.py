@@ -1,0 +1,527 @@
+#!/usr/bin/env python3
+"""Checks of the synckairos-operator chart that helm and kubernetes-validate cannot do alone.
+
+Subcommands (each exits non-zero with one line per problem on failure):
+  schema-sync --check|--write   values.schema.json's cluster.spec equals the CRD's spec schema
+  validate-custom RENDERED      SyncKairosCluster objects against the CRD's openAPIV3Schema,
+                                ServiceMonitor objects against the subset of its schema we use
+  assert-render RENDERED VALUES... the rendered objects say what the merged values ask for
+  values-doc                    every value in values.yaml is commented and listed in docs/helm.md
+  values-table [--write]        prints (or writes into docs/helm.md) the values table from values.yaml
+
+Why a script: the custom resource is not a built-in kind, so kubernetes-validate
+skips it; and "the chart does what its values say" needs the values to compute
+what to expect.
+"""
+import copy
+import json
+import re
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CHART = REPO / "charts" / "synckairos-operator"
+CRD_FILE = CHART / "crds" / "synckairos.io_synckairosclusters.yaml"
+VALUES_SCHEMA = CHART / "values.schema.json"
+DOCS = REPO / "docs" / "helm.md"
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+class Problems:
+    """Collects failures so one run reports all of them, not just the first."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, msg):
+        self.items.append(msg)
+
+    def check(self, cond, msg):
+        if not cond:
+            self.add(msg)
+        return cond
+
+    def exit(self, ok_msg):
+        for p in self.items:
+            print(f"  FAIL: {p}")
+        if self.items:
+            sys.exit(1)
+        print(f"  {ok_msg}")
+
+
+def load_docs(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def load_crd():
+    docs = load_docs(CRD_FILE)
+    crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
+    if len(crds) != 1:
+        raise SystemExit(f"expected one CRD in {CRD_FILE}, found {len(crds)}")
+    return crds[0]
+
+
+def crd_version(crd, name="v1alpha1"):
+    for v in crd["spec"]["versions"]:
+        if v["name"] == name:
+            return v
+    raise SystemExit(f"CRD has no version {name}")
+
+
+def openapi_to_jsonschema(node, strict=True):
+    """Turns a CRD's structural OpenAPI v3 schema into JSON Schema.
+
+    - `nullable: true` becomes a "null" member of `type`;
+    - `x-kubernetes-int-or-string` becomes integer-or-string;
+    - strict: an object with `properties` and no `additionalProperties` /
+      `x-kubernetes-preserve-unknown-fields` refuses unknown keys. The API
+      server would silently prune them; in values a typo should fail instead.
+    - other `x-kubernetes-*` extensions are dropped (JSON Schema has no meaning for them).
+    """
+    if isinstance(node, list):
+        return [openapi_to_jsonschema(n, strict) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, val in node.items():
+        if key.startswith("x-kubernetes-") or key == "nullable":
+            continue
+        if key in ("properties", "patternProperties", "definitions", "$defs"):
+            out[key] = {k: openapi_to_jsonschema(v, strict) for k, v in val.items()}
+        elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
+            out[key] = openapi_to_jsonschema(val, strict)
+        else:
+            out[key] = copy.deepcopy(val)
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        if "anyOf" not in out:
+            out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if node.get("nullable") and "type" in out:
+        t = out["type"]
+        out["type"] = (t if isinstance(t, list) else [t]) + ["null"]
+    if (
+        strict
+        and "properties" in node
+        and "additionalProperties" not in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def spec_values_schema():
+    """The JSON Schema that values.schema.json must hold for cluster.spec."""
+    version = crd_version(load_crd())
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    schema = openapi_to_jsonschema(spec)
+    schema["description"] = (
+        "SyncKairosCluster spec, passed through unchanged. Generated from "
+        "crds/synckairos.io_synckairosclusters.yaml by `make chart-crds`; do not edit by hand."
+    )
+    # Defaults apply on the API server; nothing in values is mandatory.
+    schema.pop("required", None)
+    return schema
+
+
+def cmd_schema_sync(args):
+    mode = args[0] if args else "--check"
+    values_schema = json.loads(VALUES_SCHEMA.read_text())
+    want = spec_values_schema()
+    have = values_schema["properties"]["cluster"]["properties"].get("spec")
+    if mode == "--write":
+        values_schema["properties"]["cluster"]["properties"]["spec"] = want
+        VALUES_SCHEMA.write_text(json.dumps(values_schema, indent=2) + "\n")
+        print(f"  wrote cluster.spec schema into {VALUES_SCHEMA.relative_to(REPO)}")
+        return
+    p = Problems()
+    p.check(
+        have == want,
+        "values.schema.json cluster.spec differs from the CRD's spec schema: run `make chart-crds`",
+    )
+    p.exit("values.schema.json cluster.spec matches the CRD")
+
+
+# Fields of a ServiceMonitor this chart can emit (monitoring.coreos.com/v1); enough to catch typos.
+SERVICE_MONITOR_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {"type": "object", "required": ["name", "namespace"]},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "endpoints"],
+            "properties": {
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "matchExpressions": {"type": "array"},
+                    },
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+                            "scrapeTimeout": {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+                            "relabelings": {"type": "array", "items": {"type": "object"}},
+                            "metricRelabelings": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def schema_errors(schema, doc):
+    validator = jsonschema.Draft7Validator(schema)
+    return [
+        f"{'/'.join(str(x) for x in e.absolute_path) or '<root>'}: {e.message}"
+        for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+def cmd_validate_custom(args):
+    docs = load_docs(args[0])
+    p = Problems()
+    seen = 0
+    for d in docs:
+        kind = d.get("kind")
+        if kind == "SyncKairosCluster":
+            crd = load_crd()
+            version = crd_version(crd)
+            group = crd["spec"]["group"]
+            cr_schema = openapi_to_jsonschema(version["schema"]["openAPIV3Schema"])
+            p.check(kind == crd["spec"]["names"]["kind"], f"CRD kind is {crd['spec']['names']['kind']}")
+            seen += 1
+            name = d.get("metadata", {}).get("name", "")
+            p.check(d.get("apiVersion") == f"{group}/{version['name']}", f"{kind}/{name}: apiVersion {d.get('apiVersion')!r}")
+            p.check(version.get("served") is True, f"CRD version {version['name']} is not served")
+            p.check(bool(DNS_SUBDOMAIN.match(name)) and len(name) <= 253, f"{kind}: bad name {name!r}")
+            if crd["spec"]["scope"] == "Namespaced":
+                p.check(bool(d["metadata"].get("namespace")), f"{kind}/{name}: no namespace")
+            for err in schema_errors(cr_schema, d):
+                p.add(f"{kind}/{name}: {err}")
+        elif kind == "ServiceMonitor":
+            seen += 1
+            for err in schema_errors(SERVICE_MONITOR_SCHEMA, d):
+                p.add(f"ServiceMonitor: {err}")
+    p.exit(f"{seen} custom resource(s) valid against their schemas")
+
+
+def deep_merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def labels_match(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def rule_allows(rules, group, resource, verbs):
+    for r in rules:
+        if group in r.get("apiGroups", []) and resource in r.get("resources", []):
+            if "resourceNames" in r:
+                continue
+            if set(verbs) <= set(r.get("verbs", [])):
+                return True
+    return False
+
+
+# What the operator reconciles (issue 5) and the verbs it needs on each.
+WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
+OPERATOR_NEEDS = [
+    ("synckairos.io", "synckairosclusters", ["get", "list", "watch", "patch"]),
+    ("synckairos.io", "synckairosclusters/status", ["get", "patch"]),
+    ("synckairos.io", "synckairosclusters/finalizers", ["update"]),
+    ("apps", "statefulsets", WRITE),
+    ("apps", "deployments", WRITE),
+    ("", "services", WRITE),
+    ("", "configmaps", WRITE),
+    ("", "secrets", WRITE),
+    ("batch", "jobs", WRITE),
+    ("policy", "poddisruptionbudgets", WRITE),
+    ("autoscaling", "horizontalpodautoscalers", WRITE),
+    ("networking.k8s.io", "ingresses", WRITE),
+    ("", "pods", ["get", "list"]),
+    ("", "events", ["create"]),
+]
+
+
+def cmd_assert_render(args):
+    """Checks the rendered chart against the merged values (defaults + the given files)."""
+    rendered, value_files = args[0], args[1:]
+    release_ns = "sk-test"  # run.sh renders with -n sk-test
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for f in value_files:
+        values = deep_merge(values, yaml.safe_load(Path(f).read_text()))
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    docs = load_docs(rendered)
+    p = Problems()
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+
+    # Every namespaced object says where it goes; every name is a DNS subdomain.
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+    for d in docs:
+        md = d.get("metadata", {})
+        p.check(bool(DNS_SUBDOMAIN.match(md.get("name", ""))), f"{d['kind']}: bad name {md.get('name')!r}")
+        if d["kind"] not in cluster_scoped:
+            p.check(bool(md.get("namespace")), f"{d['kind']}/{md.get('name')}: no metadata.namespace")
+        if d["kind"] != "CustomResourceDefinition":
+            labels = md.get("labels", {})
+            for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by", "helm.sh/chart"):
+                p.check(k in labels, f"{d['kind']}/{md.get('name')}: missing label {k}")
+
+    op = values["operator"]
+    deps = by_kind.get("Deployment", [])
+    if p.check(len(deps) == 1, f"expected one Deployment, got {len(deps)}"):
+        dep = deps[0]
+        spec = dep["spec"]
+        pod = spec["template"]["spec"]
+        pod_labels = spec["template"]["metadata"]["labels"]
+        p.check(spec["replicas"] == op["replicas"], f"replicas {spec['replicas']} != operator.replicas {op['replicas']}")
+        p.check(labels_match(spec["selector"]["matchLabels"], pod_labels), "Deployment selector does not match its pod labels")
+        c = pod["containers"][0]
+        img = op["image"]
+        repo = f"{img['registry'].rstrip('/')}/{img['repository']}" if img["registry"] else img["repository"]
+        want_image = f"{repo}@{img['digest']}" if img["digest"] else f"{repo}:{img['tag'] or chart['appVersion']}"
+        p.check(c["image"] == want_image, f"image {c['image']!r} != {want_image!r}")
+        p.check(c["imagePullPolicy"] == img["pullPolicy"], "imagePullPolicy not from values")
+        p.check(c.get("resources") == op["resources"], "container resources differ from operator.resources")
+        sc = c.get("securityContext", {})
+        p.check(sc.get("readOnlyRootFilesystem") is True, "root filesystem is not read-only")
+        p.check(sc.get("allowPrivilegeEscalation") is False, "privilege escalation not disabled")
+        p.check(sc.get("runAsNonRoot") is True or pod.get("securityContext", {}).get("runAsNonRoot") is True, "not forced non-root")
+        p.check("ALL" in sc.get("capabilities", {}).get("drop", []), "capabilities not dropped")
+        ports = {pt["name"]: pt["containerPort"] for pt in c.get("ports", [])}
+        p.check(ports.get("http-metrics") == values["metrics"]["port"], f"metrics port {ports} != {values['metrics']['port']}")
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            got = c.get(probe, {}).get("httpGet", {})
+            p.check(got.get("path") == path and got.get("port") in ("http-metrics", values["metrics"]["port"]), f"{probe} is not GET {path} on the metrics port: {got}")
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+        p.check(env.get("WATCH_NAMESPACE") == values["watchNamespace"], f"WATCH_NAMESPACE {env.get('WATCH_NAMESPACE')!r} != watchNamespace {values['watchNamespace']!r}")
+        for e in op["extraEnv"]:
+            p.check(e["name"] in env, f"extraEnv {e['name']} missing")
+        for key in ("nodeSelector", "tolerations", "affinity", "topologySpreadConstraints"):
+            want = op[key]
+            p.check(pod.get(key, type(want)()) == want, f"pod {key} differs from operator.{key}")
+        sa_names = {s["metadata"]["name"] for s in by_kind.get("ServiceAccount", [])}
+        if values["serviceAccount"]["create"]:
+            p.check(pod["serviceAccountName"] in sa_names, f"pod runs as {pod['serviceAccountName']!r}, not a rendered ServiceAccount")
+
+        # Services select the operator pods on a port the container exposes.
+        for svc in by_kind.get("Service", []):
+            p.check(labels_match(svc["spec"]["selector"], pod_labels), f"Service {svc['metadata']['name']} selects no operator pod")
+            for sp in svc["spec"]["ports"]:
+                p.check(sp["targetPort"] in ports or sp["targetPort"] in ports.values(), f"Service port {sp} targets no container port")
+        p.check(len(by_kind.get("Service", [])) == (1 if values["metrics"]["service"]["enabled"] else 0), "metrics Service presence differs from metrics.service.enabled")
+
+        # Leader election: several replicas only with a Lease, and the Lease is allowed.
+        if op["replicas"] > 1:
+            p.check(env.get("LEADER_ELECTION") == "true", "replicas > 1 without leader election")
+
+    # RBAC: the kind follows watchNamespace, and it grants what the operator needs.
+    if values["rbac"]["create"]:
+        wn = values["watchNamespace"]
+        if wn:
+            p.check(not by_kind.get("ClusterRole") and not by_kind.get("ClusterRoleBinding"), "namespaced install renders cluster-wide RBAC")
+            main_roles = [r for r in by_kind.get("Role", []) if r["metadata"]["namespace"] == wn and not r["metadata"]["name"].endswith("-leader-election")]
+        else:
+            main_roles = by_kind.get("ClusterRole", [])
+        if p.check(len(main_roles) == 1, f"expected one main (Cluster)Role, got {len(main_roles)}"):
+            rules = main_roles[0]["rules"]
+            for group, res, verbs in OPERATOR_NEEDS:
+                p.check(rule_allows(rules, group, res, verbs), f"RBAC misses {verbs} on {group or 'core'}/{res}")
+            p.check(not any("*" in r.get("verbs", []) or "*" in r.get("resources", []) for r in rules), "RBAC uses wildcards")
+        if op["leaderElection"]["enabled"]:
+            lease_roles = [r for r in by_kind.get("Role", []) if r["metadata"]["namespace"] == release_ns and r["metadata"]["name"].endswith("-leader-election")]
+            if p.check(len(lease_roles) == 1, "no leader-election Role in the release namespace"):
+                rules = lease_roles[0]["rules"]
+                p.check(rule_allows(rules, "coordination.k8s.io", "leases", ["create"]), "cannot create the Lease")
+                named = [r for r in rules if "leases" in r.get("resources", []) and r.get("resourceNames") == [op["leaderElection"]["leaseName"]]]
+                p.check(bool(named) and {"get", "update"} <= set(named[0]["verbs"]), "cannot get/update the Lease by name")
+        roles = {(r["kind"], r["metadata"]["name"]) for r in by_kind.get("Role", []) + by_kind.get("ClusterRole", [])}
+        for b in by_kind.get("RoleBinding", []) + by_kind.get("ClusterRoleBinding", []):
+            p.check((b["roleRef"]["kind"], b["roleRef"]["name"]) in roles, f"{b['kind']} {b['metadata']['name']} refers to a role not rendered")
+            for s in b["subjects"]:
+                p.check(s["namespace"] == release_ns, f"{b['kind']} subject in namespace {s['namespace']!r}")
+    else:
+        p.check(not any(by_kind.get(k) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")), "rbac.create=false still renders RBAC")
+
+    # The SyncKairosCluster carries cluster.spec unchanged, in a watched namespace.
+    crs = by_kind.get("SyncKairosCluster", [])
+    cl = values["cluster"]
+    if cl["enabled"]:
+        if p.check(len(crs) == 1, f"cluster.enabled but {len(crs)} SyncKairosCluster rendered"):
+            cr = crs[0]
+            p.check((cr.get("spec") or {}) == cl["spec"], "SyncKairosCluster spec differs from cluster.spec")
+            want_ns = cl["namespace"] or values["watchNamespace"] or release_ns
+            p.check(cr["metadata"]["namespace"] == want_ns, f"SyncKairosCluster in {cr['metadata']['namespace']!r}, want {want_ns!r}")
+            if cl["name"]:
+                p.check(cr["metadata"]["name"] == cl["name"], "SyncKairosCluster name is not cluster.name")
+    else:
+        p.check(not crs, "cluster.enabled=false still renders a SyncKairosCluster")
+
+    sms = by_kind.get("ServiceMonitor", [])
+    if values["metrics"]["serviceMonitor"]["enabled"]:
+        if p.check(len(sms) == 1, "serviceMonitor.enabled but no ServiceMonitor"):
+            sm = sms[0]
+            svcs = [s for s in by_kind.get("Service", []) if labels_match(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+            p.check(len(svcs) == 1, f"ServiceMonitor selects {len(svcs)} Services, want the metrics Service")
+            if svcs:
+                names = {pt["name"] for pt in svcs[0]["spec"]["ports"]}
+                p.check(all(e["port"] in names for e in sm["spec"]["endpoints"]), "ServiceMonitor endpoint port not on the Service")
+    else:
+        p.check(not sms, "ServiceMonitor rendered while disabled")
+
+    nps = by_kind.get("NetworkPolicy", [])
+    if values["networkPolicy"]["enabled"]:
+        if p.check(len(nps) == 1, "networkPolicy.enabled but no NetworkPolicy"):
+            np_ = nps[0]
+            sel = np_["spec"]["podSelector"]["matchLabels"]
+            cname = cl["name"] or (crs[0]["metadata"]["name"] if crs else None)
+            if cname:
+                p.check(sel.get("app.kubernetes.io/instance") == cname, "NetworkPolicy does not select this cluster's pods")
+            p.check(sel.get("app.kubernetes.io/component") == "server", "NetworkPolicy does not select server pods")
+            ports = [pt["port"] for rule in np_["spec"]["ingress"] for pt in rule.get("ports", [])]
+            p.check(ports == [values["networkPolicy"]["serverPort"]], f"NetworkPolicy opens {ports}")
+            p.check(("Egress" in np_["spec"]["policyTypes"]) == values["networkPolicy"]["egress"]["restrict"], "Egress policy type differs from egress.restrict")
+    else:
+        p.check(not nps, "NetworkPolicy rendered while disabled")
+
+    pdbs = by_kind.get("PodDisruptionBudget", [])
+    p.check(len(pdbs) == (1 if op["podDisruptionBudget"]["enabled"] else 0), "PodDisruptionBudget presence differs from values")
+    p.exit(f"{len(docs)} objects agree with the values")
+
+
+def values_keys():
+    """(path, comment) for each key of values.yaml, from its indentation; comment is the
+    text of the `# --` comment block right above the key, or None."""
+    stack = []  # (indent, key)
+    out = []
+    comment = None
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# --"):
+            comment = stripped[4:].strip()
+            continue
+        if stripped.startswith("#"):
+            if comment is not None:
+                comment += " " + stripped[1:].strip()
+            continue
+        m = re.match(r"^( *)([A-Za-z0-9_.-]+):(.*)$", line)
+        if not m:
+            if stripped:
+                comment = None
+            continue
+        indent = len(m.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, m.group(2)))
+        out.append((".".join(k for _, k in stack), comment))
+        comment = None
+    return out
+
+
+TABLE_START = "<!-- values-table:start (generated: make chart-docs) -->"
+TABLE_END = "<!-- values-table:end -->"
+
+
+def values_table():
+    """The markdown values table of docs/helm.md, from values.yaml's `# --` comments."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    bar = "\\|"
+    rows = ["| Value | Default | Description |", "|---|---|---|"]
+    for key, comment in values_keys():
+        if comment is None:
+            continue
+        default = values
+        for part in key.split("."):
+            default = default[part]
+        shown = json.dumps(default, separators=(", ", ": "))
+        if len(shown) > 60:
+            shown = "see values.yaml"
+        rows.append(f"| `{key}` | `{shown.replace('|', bar)}` | {comment.replace('|', bar)} |")
+    return "\n".join(rows)
+
+
+def cmd_values_table(args):
+    """Writes (--write) the table between the markers in docs/helm.md, or prints it."""
+    table = values_table()
+    if args[:1] != ["--write"]:
+        print(table)
+        return
+    text = DOCS.read_text()
+    start, end = text.index(TABLE_START), text.index(TABLE_END)
+    DOCS.write_text(text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:])
+    print(f"  wrote the values table into {DOCS.relative_to(REPO)}")
+
+
+def cmd_values_doc(_args):
+    p = Problems()
+    keys = values_keys()
+    documented = [k for k, doc in keys if doc is not None]
+    # A key is covered when it, or an ancestor, has a `# --` comment, or when all its children are covered.
+    names = [k for k, _ in keys]
+
+    def covered(k):
+        if any(k == d or k.startswith(d + ".") for d in documented):
+            return True
+        children = [o for o in names if o.startswith(k + ".") and "." not in o[len(k) + 1 :]]
+        return bool(children) and all(covered(c) for c in children)
+
+    for k in names:
+        if not covered(k):
+            p.add(f"values.yaml: {k} has no `# --` comment")
+    docs = DOCS.read_text() if DOCS.exists() else ""
+    p.check(
+        f"{TABLE_START}\n{values_table()}\n{TABLE_END}" in docs,
+        "docs/helm.md values table is not the one values.yaml's comments give: run `make chart-docs`",
+    )
+    p.exit(f"{len(documented)} documented values, the docs/helm.md table matches values.yaml")
+
+
+COMMANDS = {
+    "schema-sync": cmd_schema_sync,
+    "validate-custom": cmd_validate_custom,
+    "assert-render": cmd_assert_render,
+    "values-doc": cmd_values_doc,
+    "values-table": cmd_values_table,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        raise SystemExit(f"usage: chartcheck.py {{{'|'.join(COMMANDS)}}} ...")
+    COMMANDS[sys.argv[1]](sys.argv[2:])
