@@ -1,6 +1,8 @@
 //! SyncKairos: real-time timer synchronization.
 //!
 //! Where things live:
+//! - [`audit`]: the PostgreSQL audit trail — migrations, batched idempotent
+//!   writer fed by the memory queue or the Redis outbox, history reads.
 //! - [`domain`]: the pure state machine — modes, transitions, time
 //!   arithmetic and rendering. No I/O, no clock reads: `now` is an argument.
 //! - [`engine`]: where session state lives and how committed changes travel
@@ -13,7 +15,10 @@
 //! - [`metrics`]: the Prometheus registry.
 //! - [`clock`]: the one place that reads the wall clock.
 
+pub mod api;
+pub mod audit;
 pub mod clock;
+pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod metrics;

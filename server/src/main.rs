@@ -1,1 +1,163 @@
-fn main() {}
+//! The `synckairos` binary: configuration, logging, engine selection,
+//! serving, graceful shutdown.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use synckairos::api::{self, AppState};
+use synckairos::config::{Cli, Command, LogFormat, ServeConfig};
+use synckairos::engine::Engine;
+use synckairos::engine::memory::MemoryEngine;
+use synckairos::metrics::Metrics;
+use synckairos::service::{Service, ServiceConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("synckairos: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(cfg) => serve(cfg).await,
+            Command::CheckConfig(cfg) => check_config(cfg),
+            Command::Migrate(cfg) => migrate(&cfg.database_url).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("synckairos: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(cfg: ServeConfig) -> Result<(), String> {
+    cfg.validate()?;
+    let engine = if cfg.redis_url.is_some() {
+        "redis (standalone)"
+    } else if !cfg.redis_cluster_nodes.is_empty() {
+        "redis (cluster)"
+    } else {
+        "memory"
+    };
+    println!("configuration ok");
+    println!("listen: {}:{}", cfg.bind, cfg.port);
+    println!("engine: {engine}");
+    println!(
+        "audit: {}",
+        if cfg.database_url.is_some() {
+            "postgresql"
+        } else {
+            "off"
+        }
+    );
+    println!(
+        "session ttl: {} s, sweep every {} ms",
+        cfg.session_ttl_seconds, cfg.sweep_interval_ms
+    );
+    Ok(())
+}
+
+async fn migrate(_database_url: &str) -> Result<(), String> {
+    Err("the audit store is not built into this binary yet".into())
+}
+
+async fn build_engine(cfg: &ServeConfig) -> Result<Arc<dyn Engine>, String> {
+    if cfg.redis_url.is_some() || !cfg.redis_cluster_nodes.is_empty() {
+        return Err("the Redis engine is not built into this binary yet".into());
+    }
+    Ok(Arc::new(MemoryEngine::new(None)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn serve(cfg: ServeConfig) -> Result<(), String> {
+    cfg.validate()?;
+    init_logs(cfg.log_format);
+    let metrics = Arc::new(Metrics::new());
+    let engine = build_engine(&cfg).await?;
+    let service = Service::new(
+        engine,
+        metrics.clone(),
+        ServiceConfig {
+            session_ttl_ms: cfg.session_ttl_seconds as i64 * 1000,
+            sweep_interval: Duration::from_millis(cfg.sweep_interval_ms),
+            ..ServiceConfig::default()
+        },
+    );
+    let shutdown = CancellationToken::new();
+    service.spawn_sweeper(shutdown.clone());
+    let tasks = TaskTracker::new();
+    let app = AppState {
+        service,
+        metrics,
+        shutdown: shutdown.clone(),
+        tasks: tasks.clone(),
+        history: None,
+        ws_ping_interval: Duration::from_secs(cfg.ws_ping_interval_seconds),
+    };
+    let addr = SocketAddr::new(cfg.bind, cfg.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    println!("listening on http://{local}");
+    tracing::info!(%local, "synckairos serving");
+    let router = api::router(app);
+    let stop = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: closing WebSockets and draining requests");
+        stop.cancel();
+    });
+    server.await.map_err(|e| format!("server error: {e}"))?;
+    tasks.close();
+    let grace = Duration::from_secs(cfg.shutdown_grace_seconds);
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!("some WebSocket connections did not close within the grace period");
+    }
+    tracing::info!("bye");
+    Ok(())
+}

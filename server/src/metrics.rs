@@ -53,15 +53,24 @@ impl Metrics {
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
         ];
         let http_seconds = must(HistogramVec::new(
-            HistogramOpts::new("synckairos_http_request_duration_seconds", "HTTP request latency")
-                .buckets(fast.clone()),
+            HistogramOpts::new(
+                "synckairos_http_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(fast.clone()),
             &["route", "method", "status"],
         ));
         let switch_seconds = must(Histogram::with_opts(
-            HistogramOpts::new("synckairos_switch_duration_seconds", "Switch latency in the service")
-                .buckets(fast.clone()),
+            HistogramOpts::new(
+                "synckairos_switch_duration_seconds",
+                "Switch latency in the service",
+            )
+            .buckets(fast.clone()),
         ));
-        let live_sessions = must(IntGauge::new("synckairos_live_sessions", "Sessions held by the engine"));
+        let live_sessions = must(IntGauge::new(
+            "synckairos_live_sessions",
+            "Sessions held by the engine",
+        ));
         let ws_connections = must(IntGauge::new(
             "synckairos_websocket_connections",
             "Open WebSocket connections",
@@ -75,7 +84,10 @@ impl Metrics {
             "State versions skipped for slow WebSocket clients",
         ));
         let timeouts_fired = must(IntCounterVec::new(
-            Opts::new("synckairos_timeouts_fired_total", "Timeouts applied by the server"),
+            Opts::new(
+                "synckairos_timeouts_fired_total",
+                "Timeouts applied by the server",
+            ),
             &["action"],
         ));
         let timeout_lateness_seconds = must(Histogram::with_opts(

@@ -8,9 +8,7 @@ use crate::clock::now_ms;
 use crate::domain::{
     self, Command, CreateSpec, DomainError, EventKind, Millis, Session, SyncState, TimeoutKind,
 };
-use crate::engine::{
-    AuditEvent, Commit, Engine, EngineError, Subscription, Update, UpdateKind,
-};
+use crate::engine::{AuditEvent, Commit, Engine, EngineError, Subscription, Update, UpdateKind};
 use crate::metrics::Metrics;
 use crate::protocol;
 use parking_lot::Mutex;
@@ -123,7 +121,15 @@ impl Service {
         let now = now_ms();
         let session = spec.into_session(now);
         let state = SyncState::render(&session, now);
-        let commit = self.build_commit(&session, &state, EventKind::SessionCreated, None, 0, None, now);
+        let commit = self.build_commit(
+            &session,
+            &state,
+            EventKind::SessionCreated,
+            None,
+            0,
+            None,
+            now,
+        );
         self.engine.create(commit).await?;
         Ok(state)
     }
@@ -135,7 +141,11 @@ impl Service {
     }
 
     /// Applies a client command with transparent retries of version races.
-    pub async fn command(self: &Arc<Self>, id: Uuid, cmd: Command) -> Result<Outcome, ServiceError> {
+    pub async fn command(
+        self: &Arc<Self>,
+        id: Uuid,
+        cmd: Command,
+    ) -> Result<Outcome, ServiceError> {
         let started = std::time::Instant::now();
         let mut expired = None;
         let mut races = 0;
@@ -227,7 +237,10 @@ impl Service {
                 TimeoutKind::SkipCycle => "skip_cycle",
                 TimeoutKind::AutoAction => "auto_action",
             };
-            self.metrics.timeouts_fired.with_label_values(&[action]).inc();
+            self.metrics
+                .timeouts_fired
+                .with_label_values(&[action])
+                .inc();
         }
         if let Some(d) = deadline {
             self.arm(t.next.session_id, t.next.version, d);
@@ -330,7 +343,13 @@ impl Service {
             }
         };
         let now = now_ms();
-        match domain::apply(&s, &Command::Timeout { expected_version: version }, now) {
+        match domain::apply(
+            &s,
+            &Command::Timeout {
+                expected_version: version,
+            },
+            now,
+        ) {
             Ok(t) => {
                 let lateness = s.deadline_ms().map_or(0, |d| now - d).max(0);
                 match self.commit_transition(&t, now).await {

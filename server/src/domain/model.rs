@@ -52,7 +52,10 @@ pub enum Status {
 impl Status {
     /// Terminal sessions accept nothing but delete.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Expired | Status::Completed | Status::Cancelled)
+        matches!(
+            self,
+            Status::Expired | Status::Completed | Status::Cancelled
+        )
     }
 
     /// The word clients see, used in error messages.

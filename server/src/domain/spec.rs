@@ -174,7 +174,10 @@ fn parse_participant(
         .map(|v| id_string(v, &f("group_id")))
         .transpose()?;
     if mode == SyncMode::PerGroup && group_id.is_none() {
-        return Err(FieldError::new(f("group_id"), "is required in per_group mode"));
+        return Err(FieldError::new(
+            f("group_id"),
+            "is required in per_group mode",
+        ));
     }
     let total_time_ms = match get(obj, "total_time_ms") {
         Some(v) => int_in(v, &f("total_time_ms"), BANK_RANGE.0, BANK_RANGE.1)?,

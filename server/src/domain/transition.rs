@@ -412,10 +412,7 @@ fn next_in_groups(n: &Session, from: usize) -> Option<usize> {
     // When the group we leave is the one we land on, its pointer has not been
     // advanced yet: skip past the member who just played.
     let k = if gi == cur {
-        members
-            .iter()
-            .position(|&m| m == from)
-            .map_or(k, |p| p + 1)
+        members.iter().position(|&m| m == from).map_or(k, |p| p + 1)
     } else {
         k
     };

@@ -227,7 +227,10 @@ mod tests {
             session_id: id,
             version: 42,
             kind: UpdateKind::State,
-            frames: vec![bytes::Bytes::from_static(b"{\"a\":\"x\\ny\"}"), bytes::Bytes::from_static(b"{}")],
+            frames: vec![
+                bytes::Bytes::from_static(b"{\"a\":\"x\\ny\"}"),
+                bytes::Bytes::from_static(b"{}"),
+            ],
         };
         assert_eq!(Update::decode(id, &u.encode()), Some(u));
         assert_eq!(Update::decode(id, b"garbage"), None);

@@ -9,6 +9,7 @@
 
 pub mod hub;
 pub mod memory;
+pub mod redis;
 
 use crate::domain::{EventKind, Millis, Session};
 use async_trait::async_trait;
@@ -51,7 +52,8 @@ impl Update {
             UpdateKind::Resync => 'r',
             UpdateKind::Deleted => 'd',
         };
-        let mut out = Vec::with_capacity(self.frames.iter().map(|f| f.len() + 1).sum::<usize>() + 24);
+        let mut out =
+            Vec::with_capacity(self.frames.iter().map(|f| f.len() + 1).sum::<usize>() + 24);
         out.extend_from_slice(format!("{} {}", self.version, kind).as_bytes());
         for f in &self.frames {
             out.push(b'\n');

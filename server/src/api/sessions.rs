@@ -1,0 +1,337 @@
+//! REST handlers for `/v1/sessions`: parse and check input, call the
+//! service, shape the `{data: ...}` response.
+
+use super::AppState;
+use super::body::JsonBody;
+use super::error::{ApiError, ErrorBody};
+use crate::domain::{
+    Command, CreateSpec, Millis, RenderedParticipant, Status, SwitchArgs, SyncState, time,
+};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// `{data: SyncState}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StateEnvelope {
+    /// The session state.
+    pub data: SyncState,
+}
+
+/// The result of a switch (`SwitchResult`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SwitchResult {
+    /// Session id.
+    pub session_id: Uuid,
+    /// Whose turn it is now.
+    pub active_participant_id: Option<String>,
+    /// When the new cycle began.
+    #[serde(serialize_with = "time::opt_iso::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub cycle_started_at: Option<Millis>,
+    /// Participants after the switch.
+    pub participants: Vec<RenderedParticipant>,
+    /// Status after the switch.
+    pub status: Status,
+    /// Present when the active clock had already run out: the timeout was
+    /// applied instead of the switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired_participant_id: Option<String>,
+    /// Version after the switch (ext).
+    pub version: u64,
+    /// Server clock at commit (ext).
+    pub server_time_ms: Millis,
+    /// Next deadline (ext).
+    pub deadline_ms: Option<Millis>,
+}
+
+/// `{data: SwitchResult}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SwitchEnvelope {
+    /// The switch result.
+    pub data: SwitchResult,
+}
+
+/// Create body (documentation of the accepted fields; parsing walks the raw
+/// JSON so errors can name nested fields).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSessionBody {
+    /// UUID chosen by the client.
+    session_id: Uuid,
+    /// Mode.
+    sync_mode: crate::domain::SyncMode,
+    /// 1..=1000 participants with unique ids.
+    participants: Vec<CreateParticipantBody>,
+    /// 1000..=86400000; defaults to the first participant's bank.
+    #[schema(minimum = 1000, maximum = 86400000)]
+    total_time_ms: Option<i64>,
+    /// 1000..=86400000, required for per_cycle.
+    #[schema(minimum = 1000, maximum = 86400000)]
+    time_per_cycle_ms: Option<i64>,
+    /// 0..=60000, added at the end of a turn (per_participant, per_group).
+    #[schema(minimum = 0, maximum = 60000)]
+    increment_ms: Option<i64>,
+    /// 1000..=86400000: bank cap after increment; count_up expiry.
+    #[schema(minimum = 1000, maximum = 86400000)]
+    max_time_ms: Option<i64>,
+    /// Default `{"type":"end_session"}`.
+    action_on_timeout: Option<crate::domain::TimeoutAction>,
+    /// With auto_action, the server also advances the turn.
+    auto_advance: Option<bool>,
+    /// Client data, at most 16 KiB serialized.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+/// A participant in a create body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CreateParticipantBody {
+    /// 1..=128 chars of `[A-Za-z0-9._:@-]`.
+    participant_id: String,
+    /// Rotation position (defaults to array position).
+    participant_index: Option<u32>,
+    /// Group id (required in per_group).
+    group_id: Option<String>,
+    /// 1000..=86400000; defaults to the session's total_time_ms.
+    total_time_ms: Option<i64>,
+}
+
+/// Switch body; every field optional.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SwitchBody {
+    /// Jump to this participant.
+    next_participant_id: Option<String>,
+    /// Refuse with 409 unless the live version matches (ext).
+    expected_version: Option<u64>,
+    /// Refuse with 409 unless this participant is active (ext).
+    current_participant_id: Option<String>,
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::field("session_id", "must be a UUID"))
+}
+
+fn data<T: Serialize>(status: StatusCode, value: T) -> Response {
+    (status, Json(serde_json::json!({ "data": value }))).into_response()
+}
+
+/// Create a session.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
+    request_body = CreateSessionBody,
+    responses(
+        (status = 201, body = StateEnvelope),
+        (status = 400, body = ErrorBody, description = "VALIDATION_ERROR naming the field"),
+        (status = 409, body = ErrorBody, description = "SESSION_EXISTS"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn create(
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let body = body.ok_or_else(|| ApiError::field("body", "a JSON object is required"))?;
+    let spec = CreateSpec::from_json(&body).map_err(ApiError::Validation)?;
+    let state = app.service.create(spec).await?;
+    Ok(data(StatusCode::CREATED, state))
+}
+
+/// Read a session's live state.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"), (status = 503, body = ErrorBody)))]
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let state = app.service.get(parse_id(&id)?).await?;
+    Ok(data(StatusCode::OK, state))
+}
+
+async fn simple(app: AppState, id: &str, cmd: Command) -> Result<Response, ApiError> {
+    let out = app.service.command(parse_id(id)?, cmd).await?;
+    Ok(data(StatusCode::OK, out.state))
+}
+
+/// pending → running; the lowest-index participant becomes active.
+#[utoipa::path(post, path = "/v1/sessions/{id}/start", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 200, body = StateEnvelope),
+        (status = 400, body = ErrorBody, description = "INVALID_STATE_TRANSITION"),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn start(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    simple(app, &id, Command::Start).await
+}
+
+/// running → paused; the elapsed part of the cycle is charged.
+#[utoipa::path(post, path = "/v1/sessions/{id}/pause", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn pause(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    simple(app, &id, Command::Pause).await
+}
+
+/// paused → running; a new cycle starts for the same participant.
+#[utoipa::path(post, path = "/v1/sessions/{id}/resume", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn resume(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    simple(app, &id, Command::Resume).await
+}
+
+/// Any non-terminal status → completed.
+#[utoipa::path(post, path = "/v1/sessions/{id}/complete", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn complete(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    simple(app, &id, Command::Complete).await
+}
+
+/// Any non-terminal status → cancelled (ext).
+#[utoipa::path(post, path = "/v1/sessions/{id}/cancel", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn cancel(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    simple(app, &id, Command::Cancel).await
+}
+
+fn opt_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::field(key, "must be a participant id string")),
+    }
+}
+
+fn switch_args(body: Option<Value>) -> Result<SwitchArgs, ApiError> {
+    let Some(body) = body else {
+        return Ok(SwitchArgs::default());
+    };
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::field("body", "must be a JSON object"))?;
+    let expected_version =
+        match obj.get("expected_version") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::field("expected_version", "must be a positive integer")
+            })?),
+        };
+    Ok(SwitchArgs {
+        next_participant_id: opt_string(obj, "next_participant_id")?,
+        expected_version,
+        current_participant_id: opt_string(obj, "current_participant_id")?,
+    })
+}
+
+/// End the active turn (the hot path).
+#[utoipa::path(post, path = "/v1/sessions/{id}/switch", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    request_body(content = Option<SwitchBody>),
+    responses((status = 200, body = SwitchEnvelope),
+        (status = 400, body = ErrorBody, description = "VALIDATION_ERROR or INVALID_STATE_TRANSITION"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "CONFLICT: a guard did not match"),
+        (status = 503, body = ErrorBody)))]
+pub async fn switch(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let args = switch_args(body)?;
+    let out = app.service.command(id, Command::Switch(args)).await?;
+    let s = out.state;
+    Ok(data(
+        StatusCode::OK,
+        SwitchResult {
+            session_id: s.session_id,
+            active_participant_id: s.active_participant_id,
+            cycle_started_at: s.cycle_started_at,
+            participants: s.participants,
+            status: s.status,
+            expired_participant_id: out.expired_participant_id,
+            version: s.version,
+            server_time_ms: s.server_time_ms,
+            deadline_ms: s.deadline_ms,
+        },
+    ))
+}
+
+/// Delete a session; idempotent. Live WebSocket clients get SESSION_DELETED.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 204, description = "deleted (or already absent)"),
+        (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    app.service.delete(parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Cursor query of the events endpoint.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1..=500 (default 100).
+    pub limit: Option<String>,
+}
+
+/// The audit history of a session (ext), from PostgreSQL.
+#[utoipa::path(get, path = "/v1/sessions/{id}/events", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id"), EventsQuery),
+    responses((status = 200, description = "`{data: [AuditEvent], next_cursor}`"),
+        (status = 400, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "AUDIT_UNAVAILABLE")))]
+pub async fn events(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
+    };
+    match &app.history {
+        None => Err(ApiError::AuditUnavailable(
+            "the audit store is not configured (set DATABASE_URL)".into(),
+        )),
+        Some(h) => {
+            let page = h.page(id, q.cursor.as_deref(), limit).await?;
+            Ok((StatusCode::OK, Json(page)).into_response())
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Time, health, readiness, metrics and the OpenAPI document.
+
+use super::AppState;
+use crate::clock::now_ms;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+/// `GET /v1/time` body: the server clock for client offset estimation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TimeBody {
+    /// Server clock, Unix epoch ms.
+    pub timestamp_ms: i64,
+    /// The wire-contract version clients check ("2.0.0").
+    pub server_version: &'static str,
+    /// Clock drift the service considers acceptable.
+    pub drift_tolerance_ms: u32,
+    /// This build's version (ext).
+    pub build_version: &'static str,
+}
+
+/// The server clock.
+#[utoipa::path(get, path = "/v1/time", tag = "system", responses((status = 200, body = TimeBody)))]
+pub async fn time() -> Json<TimeBody> {
+    Json(TimeBody {
+        timestamp_ms: now_ms(),
+        server_version: "2.0.0",
+        drift_tolerance_ms: 50,
+        build_version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Liveness: never touches a store.
+#[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, description = "`{status: \"ok\"}`")))]
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: the state store must answer; audit lag is reported only.
+#[utoipa::path(get, path = "/ready", tag = "system", responses(
+    (status = 200, description = "`{status: \"ready\", engine, audit?}`"),
+    (status = 503, description = "`{status: \"not_ready\", error}`")))]
+pub async fn ready(State(app): State<AppState>) -> Response {
+    let engine = app.service.engine();
+    let audit = match &app.history {
+        Some(h) => h.status().await,
+        None => serde_json::Value::Null,
+    };
+    if app.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "error": "shutting down"})),
+        )
+            .into_response();
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(2), engine.ping()).await {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "engine": engine.name(), "audit": audit})),
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "engine": engine.name(), "error": e.to_string()})),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "engine": engine.name(), "error": "state store ping timed out"})),
+        )
+            .into_response(),
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    if let Some(n) = app.service.engine().live_sessions().await {
+        app.metrics.live_sessions.set(n as i64);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI 3 JSON")))]
+pub async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::ApiDoc::openapi().to_json().unwrap_or_default(),
+    )
+        .into_response()
+}

@@ -1,0 +1,159 @@
+//! Configuration by flags and environment. Every value is checked before
+//! startup, so a bad one stops the process with one clear line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::IpAddr;
+
+/// The `synckairos` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "synckairos",
+    version,
+    about = "Real-time timer synchronization service"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP + WebSocket service.
+    Serve(ServeConfig),
+    /// Apply the audit database migrations (idempotent, safe concurrently).
+    Migrate(MigrateConfig),
+    /// Validate the serve configuration and print what it resolves to.
+    CheckConfig(ServeConfig),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+/// Settings of `synckairos serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// TCP port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Standalone Redis (`redis://` or `rediss://`, password allowed): switches to the Redis engine.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Comma-separated Redis Cluster seed nodes (`host:port,...`): Redis engine in cluster mode.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", value_delimiter = ',')]
+    pub redis_cluster_nodes: Vec<String>,
+    /// Redis connect timeout in milliseconds.
+    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub redis_connect_timeout_ms: u64,
+    /// Redis command timeout in milliseconds.
+    #[arg(long, env = "REDIS_COMMAND_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub redis_command_timeout_ms: u64,
+    /// PostgreSQL URL: turns the audit trail on.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Idle sessions expire this many seconds after their last change.
+    #[arg(long, env = "SESSION_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    pub session_ttl_seconds: u64,
+    /// How often each instance sweeps for deadlines another instance lost (ms).
+    #[arg(long, env = "SWEEP_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub sweep_interval_ms: u64,
+    /// WebSocket ping interval (seconds); a client that misses a ping is dropped.
+    #[arg(long, env = "WS_PING_INTERVAL_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_ping_interval_seconds: u64,
+    /// Seconds to wait for in-flight work on SIGTERM.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub shutdown_grace_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    /// Cross-field checks clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.redis_url.is_some() && !self.redis_cluster_nodes.is_empty() {
+            return Err("set either REDIS_URL or REDIS_CLUSTER_NODES, not both".into());
+        }
+        if let Some(u) = &self.redis_url
+            && !(u.starts_with("redis://") || u.starts_with("rediss://"))
+        {
+            return Err(format!(
+                "REDIS_URL must start with redis:// or rediss:// (got {u:?})"
+            ));
+        }
+        for n in &self.redis_cluster_nodes {
+            let ok = n
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(format!("REDIS_CLUSTER_NODES entry {n:?} is not host:port"));
+            }
+        }
+        if let Some(u) = &self.database_url
+            && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        {
+            return Err("DATABASE_URL must start with postgres:// or postgresql://".into());
+        }
+        Ok(())
+    }
+}
+
+/// Settings of `synckairos migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateConfig {
+    /// PostgreSQL URL of the audit database.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServeConfig, String> {
+        let mut v = vec!["synckairos", "serve"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).map_err(|e| e.to_string())?.command {
+            Command::Serve(c) => c.validate().map(|_| c),
+            _ => Err("not serve".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_service() {
+        let c = parse(&[]).unwrap();
+        assert!(
+            c.redis_url.is_none() && c.redis_cluster_nodes.is_empty() && c.database_url.is_none()
+        );
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_them() {
+        assert!(parse(&["--port", "x"]).unwrap_err().contains("--port"));
+        assert!(
+            parse(&["--redis-url", "http://x"])
+                .unwrap_err()
+                .contains("REDIS_URL")
+        );
+        assert!(
+            parse(&["--redis-cluster-nodes", "a:1,b"])
+                .unwrap_err()
+                .contains("\"b\"")
+        );
+        assert!(
+            parse(&["--sweep-interval-ms", "0"])
+                .unwrap_err()
+                .contains("sweep")
+        );
+    }
+}
