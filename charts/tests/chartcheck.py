@@ -104,6 +104,11 @@ def openapi_to_jsonschema(node, strict=True):
     if node.get("nullable") and "type" in out:
         t = out["type"]
         out["type"] = (t if isinstance(t, list) else [t]) + ["null"]
+    if "required" in out and "properties" in node:
+        # The API server fills defaults before it validates: a defaulted field is never missing.
+        out["required"] = [r for r in out["required"] if "default" not in node["properties"].get(r, {})]
+        if not out["required"]:
+            del out["required"]
     if (
         strict
         and "properties" in node
@@ -112,6 +117,33 @@ def openapi_to_jsonschema(node, strict=True):
     ):
         out["additionalProperties"] = False
     return out
+
+
+def apply_defaults(schema, value):
+    """Fills in `default`s the way the API server does for a structural schema, before validation."""
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        for key, sub in schema["properties"].items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                apply_defaults(sub, value[key])
+    elif isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        for v in value.values():
+            apply_defaults(schema["additionalProperties"], v)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for v in value:
+            apply_defaults(schema["items"], v)
+    return value
+
+
+def custom_resource_schema(version):
+    """JSON Schema of a whole custom resource: the CRD's schema, plus the fields every object has."""
+    schema = openapi_to_jsonschema(version["schema"]["openAPIV3Schema"])
+    schema.setdefault("properties", {})
+    schema["properties"].setdefault("apiVersion", {"type": "string"})
+    schema["properties"].setdefault("kind", {"type": "string"})
+    schema["properties"]["metadata"] = {"type": "object"}  # checked separately (name, namespace)
+    return schema
 
 
 def spec_values_schema():
@@ -216,7 +248,8 @@ def cmd_validate_custom(args):
             crd = load_crd()
             version = crd_version(crd)
             group = crd["spec"]["group"]
-            cr_schema = openapi_to_jsonschema(version["schema"]["openAPIV3Schema"])
+            cr_schema = custom_resource_schema(version)
+            d = apply_defaults(version["schema"]["openAPIV3Schema"], copy.deepcopy(d))
             p.check(kind == crd["spec"]["names"]["kind"], f"CRD kind is {crd['spec']['names']['kind']}")
             seen += 1
             name = d.get("metadata", {}).get("name", "")
