@@ -1,0 +1,243 @@
+//! `switch` and `get`: closed-loop REST load, one keep-alive connection per worker.
+//!
+//! Each worker sends a request, waits for the whole response, and sends the
+//! next, so concurrency is exact and latency is the full request time seen by
+//! a client. Workers walk disjoint strides of the session list.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::api::{create_sessions, delete_sessions, start_sessions};
+use crate::cli::RestArgs;
+use crate::http::{HttpConn, ReqSpec, Target, count_error, error_kind};
+use crate::report::Report;
+use crate::scenario::LONG_BANK_MS;
+use crate::stats::Dist;
+
+/// Which request the workers repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestKind {
+    /// `POST /v1/sessions/{id}/switch` with `{}`: the hot path.
+    Switch,
+    /// `GET /v1/sessions/{id}`.
+    Get,
+}
+
+impl RestKind {
+    fn spec(self, id: uuid::Uuid) -> ReqSpec {
+        match self {
+            RestKind::Switch => ReqSpec {
+                method: Method::POST,
+                path: format!("/v1/sessions/{id}/switch"),
+                body: Some(Bytes::from_static(b"{}")),
+            },
+            RestKind::Get => ReqSpec {
+                method: Method::GET,
+                path: format!("/v1/sessions/{id}"),
+                body: None,
+            },
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            RestKind::Switch => "switch",
+            RestKind::Get => "get",
+        }
+    }
+}
+
+/// What one worker measured.
+struct WorkerResult {
+    /// Latencies (ns) of successful requests started inside the measured window.
+    samples: Vec<i64>,
+    errors: BTreeMap<String, u64>,
+    /// When its last request finished.
+    finished: Instant,
+}
+
+/// Timing of the run, published to the workers once they are all connected.
+#[derive(Clone, Copy)]
+struct Window {
+    measure_start: Instant,
+    end: Instant,
+}
+
+/// Runs the `switch` or `get` scenario.
+pub async fn run(target: Arc<Target>, args: RestArgs, kind: RestKind) -> Result<Report> {
+    let n = args.sessions as usize;
+    let c = args.concurrency as usize;
+    eprintln!("[{}] creating and starting {n} sessions", kind.name());
+    let ids = create_sessions(&target, vec![LONG_BANK_MS; n]).await?;
+    start_sessions(&target, &ids).await?;
+    let specs: Arc<Vec<ReqSpec>> = Arc::new(ids.iter().map(|&id| kind.spec(id)).collect());
+
+    eprintln!("[{}] opening {c} connections", kind.name());
+    let (win_tx, win_rx) = watch::channel(None::<Window>);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(c);
+    let mut handles = Vec::with_capacity(c);
+    for w in 0..c {
+        let (target, specs, win_rx, ready_tx) = (
+            Arc::clone(&target),
+            Arc::clone(&specs),
+            win_rx.clone(),
+            ready_tx.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            worker(target, specs, w, c, win_rx, ready_tx).await
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..c {
+        ready_rx
+            .recv()
+            .await
+            .context("a worker failed to connect")?;
+    }
+    let measure_start = Instant::now() + args.warmup;
+    let end = measure_start + args.duration;
+    win_tx.send_replace(Some(Window { measure_start, end }));
+    eprintln!(
+        "[{}] running: {:?} warm-up + {:?} measured",
+        kind.name(),
+        args.warmup,
+        args.duration
+    );
+
+    let mut samples = Vec::new();
+    let mut errors = BTreeMap::new();
+    let mut finished = measure_start;
+    for h in handles {
+        let r = h.await??;
+        samples.extend(r.samples);
+        for (k, v) in r.errors {
+            *errors.entry(k).or_default() += v;
+        }
+        finished = finished.max(r.finished);
+    }
+    let elapsed = finished.saturating_duration_since(measure_start);
+    let ok = samples.len() as u64;
+    let err_total: u64 = errors.values().sum();
+
+    delete_sessions(&target, &ids).await?;
+
+    let mut report = Report::new(kind.name());
+    report
+        .param("url", target.base.authority())
+        .param("sessions", n)
+        .param("concurrency", c)
+        .param("duration_s", args.duration.as_secs_f64())
+        .result("ok", ok)
+        .result("errors_total", err_total)
+        .result("elapsed_s", round3(elapsed.as_secs_f64()))
+        .result("rps", rate(ok, elapsed))
+        .dist("latency", Dist::from_samples(samples))
+        .add_errors(&errors);
+    Ok(report)
+}
+
+/// Requests per second, rounded to 0.1.
+pub fn rate(count: u64, elapsed: Duration) -> f64 {
+    if elapsed.is_zero() {
+        return 0.0;
+    }
+    (count as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+async fn worker(
+    target: Arc<Target>,
+    specs: Arc<Vec<ReqSpec>>,
+    index: usize,
+    stride: usize,
+    mut win_rx: watch::Receiver<Option<Window>>,
+    ready_tx: tokio::sync::mpsc::Sender<()>,
+) -> Result<WorkerResult> {
+    let mut conn = HttpConn::connect(&target).await?;
+    let _ = ready_tx.send(()).await;
+    drop(ready_tx);
+    let win = (*win_rx
+        .wait_for(Option::is_some)
+        .await
+        .context("the run was abandoned")?)
+    .context("window missing")?;
+
+    let n = specs.len();
+    let mut i = index % n;
+    let mut samples = Vec::with_capacity(64 * 1024);
+    let mut errors = BTreeMap::new();
+    let mut finished = Instant::now();
+    loop {
+        let start = Instant::now();
+        if start >= win.end {
+            break;
+        }
+        let spec = &specs[i];
+        i = (i + stride) % n;
+        let res = conn.send(spec).await;
+        finished = Instant::now();
+        let measured = start >= win.measure_start;
+        match res {
+            Ok((StatusCode::OK, _)) => {
+                if measured {
+                    samples.push(i64::try_from((finished - start).as_nanos()).unwrap_or(i64::MAX));
+                }
+            }
+            Ok((status, _)) => {
+                if measured {
+                    count_error(&mut errors, status.as_str());
+                }
+            }
+            Err(e) => {
+                if measured {
+                    count_error(&mut errors, error_kind(&e));
+                }
+                // A broken connection is replaced; if the server is gone, back
+                // off briefly so the loop does not spin until the deadline.
+                match HttpConn::connect(&target).await {
+                    Ok(c) => conn = c,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        }
+    }
+    Ok(WorkerResult {
+        samples,
+        errors,
+        finished,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_is_per_second() {
+        assert_eq!(rate(30_000, Duration::from_secs(10)), 3000.0);
+        assert_eq!(rate(1, Duration::from_millis(3)), 333.3);
+        assert_eq!(rate(5, Duration::ZERO), 0.0);
+    }
+
+    #[test]
+    fn specs_hit_the_contract_paths() {
+        let id = uuid::Uuid::nil();
+        let s = RestKind::Switch.spec(id);
+        assert_eq!(s.method, Method::POST);
+        assert_eq!(s.path, format!("/v1/sessions/{id}/switch"));
+        assert_eq!(s.body.as_deref(), Some(&b"{}"[..]));
+        let g = RestKind::Get.spec(id);
+        assert_eq!((g.method, g.body), (Method::GET, None));
+        assert_eq!(g.path, format!("/v1/sessions/{id}"));
+    }
+}
