@@ -28,6 +28,7 @@ CHART = REPO / "charts" / "synckairos-operator"
 CRD_FILE = CHART / "crds" / "synckairos.io_synckairosclusters.yaml"
 VALUES_SCHEMA = CHART / "values.schema.json"
 DOCS = REPO / "docs" / "helm.md"
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -330,6 +331,8 @@ def cmd_assert_render(args):
     for d in docs:
         md = d.get("metadata", {})
         p.check(bool(DNS_SUBDOMAIN.match(md.get("name", ""))), f"{d['kind']}: bad name {md.get('name')!r}")
+        if d["kind"] == "Service":
+            p.check(bool(DNS_LABEL.match(md.get("name", ""))), f"Service name {md.get('name')!r} is not a DNS-1035 label")
         if d["kind"] not in cluster_scoped:
             p.check(bool(md.get("namespace")), f"{d['kind']}/{md.get('name')}: no metadata.namespace")
         if d["kind"] != "CustomResourceDefinition":

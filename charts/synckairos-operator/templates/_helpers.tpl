@@ -59,6 +59,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* Metrics Service name: a Service name is a DNS label (63 chars), suffix included. */}}
+{{- define "synckairos-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "synckairos-operator.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
 {{/* ServiceAccount the operator runs as. */}}
 {{- define "synckairos-operator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
@@ -82,9 +87,9 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{/* Name of the SyncKairosCluster rendered from cluster.spec. */}}
+{{/* Name of the SyncKairosCluster rendered from cluster.spec: the release name unless set. */}}
 {{- define "synckairos-operator.clusterName" -}}
-{{- default (include "synckairos-operator.fullname" .) .Values.cluster.name | trunc 63 | trimSuffix "-" }}
+{{- default .Release.Name .Values.cluster.name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
