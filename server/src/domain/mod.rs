@@ -6,6 +6,8 @@
 //! with scripted time and are shared unchanged by every engine.
 
 mod model;
+#[cfg(test)]
+mod proptests;
 mod render;
 mod spec;
 pub mod time;

@@ -1,0 +1,343 @@
+//! Property tests of the domain invariants over random sessions and random
+//! command sequences with scripted time. Timeouts are applied exactly at
+//! their deadlines, as the engines' timers do.
+
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Start,
+    Switch(Option<usize>),
+    Pause,
+    Resume,
+    Complete,
+    Cancel,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => Just(Op::Start),
+        6 => proptest::option::weighted(0.2, 0usize..4).prop_map(Op::Switch),
+        2 => Just(Op::Pause),
+        2 => Just(Op::Resume),
+        1 => Just(Op::Complete),
+        1 => Just(Op::Cancel),
+    ]
+}
+
+fn session_body() -> impl Strategy<Value = serde_json::Value> {
+    (
+        prop_oneof![
+            Just("per_participant"),
+            Just("per_cycle"),
+            Just("per_group"),
+            Just("global"),
+            Just("count_up")
+        ],
+        prop::collection::vec(1000i64..6000, 2..5),
+        0i64..3000,
+        proptest::option::of(1000i64..9000),
+        prop_oneof![Just("end_session"), Just("skip_cycle"), Just("auto_action")],
+        any::<bool>(),
+        1000i64..4000,
+    )
+        .prop_map(|(mode, banks, inc, max, action, adv, cycle)| {
+            let participants: Vec<_> = banks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| json!({"participant_id": format!("p{i}"), "total_time_ms": b, "group_id": format!("g{}", i % 2)}))
+                .collect();
+            json!({
+                "session_id": "550e8400-e29b-41d4-a716-446655440000",
+                "sync_mode": mode, "total_time_ms": banks[0], "time_per_cycle_ms": cycle,
+                "increment_ms": inc, "max_time_ms": max, "auto_advance": adv,
+                "action_on_timeout": {"type": action, "action": "default"},
+                "participants": participants
+            })
+        })
+}
+
+/// Checks what must hold of every state, returning a description of the
+/// first violation.
+fn check(s: &Session, now: Millis) -> Result<(), String> {
+    let r = SyncState::render(s, now);
+    for p in &r.participants {
+        if p.time_remaining_ms < 0 || p.total_time_ms < 0 || p.time_used_ms < 0 {
+            return Err(format!("negative time: {p:?}"));
+        }
+    }
+    let active = r.participants.iter().filter(|p| p.is_active).count();
+    match s.status {
+        Status::Running | Status::Paused if active != 1 => {
+            return Err(format!("{active} active participants while {:?}", s.status));
+        }
+        st if st.is_terminal() && (active != 0 || r.active_participant_id.is_some()) => {
+            return Err("an active participant in a terminal session".into());
+        }
+        _ => {}
+    }
+    if let (Some(d), Some(a)) = (r.deadline_ms, r.participants.iter().find(|p| p.is_active))
+        && d >= now
+        && d - now != a.time_remaining_ms
+    {
+        return Err(format!(
+            "deadline {d} - now {now} != remaining {}",
+            a.time_remaining_ms
+        ));
+    }
+    Ok(())
+}
+
+fn running_clock(s: &Session) -> bool {
+    s.status == Status::Running && !s.awaiting_switch
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn invariants_hold(body in session_body(), ops in prop::collection::vec((0i64..2500, op()), 1..40)) {
+        let mut s = CreateSpec::from_json(&body).unwrap().into_session(0);
+        let mut now: Millis = 0;
+        // Wall time during which a clock was running (charged time must match).
+        let mut wall: i64 = 0;
+        for (dt, op) in ops {
+            let target = now + dt;
+            // Timeouts fire at their deadlines, as the timers do.
+            while let Some(d) = s.deadline_ms().filter(|d| *d <= target) {
+                if running_clock(&s) { wall += d - now; }
+                now = d;
+                let t = apply(&s, &Command::Timeout { expected_version: s.version }, now).unwrap();
+                prop_assert_eq!(t.next.version, s.version + 1);
+                prop_assert!(t.expired_participant_id.is_some());
+                s = t.next;
+                check(&s, now).map_err(TestCaseError::fail)?;
+            }
+            if running_clock(&s) { wall += target - now; }
+            now = target;
+            let cmd = match op {
+                Op::Start => Command::Start,
+                Op::Switch(t) => Command::Switch(SwitchArgs {
+                    next_participant_id: t.map(|i| format!("p{i}")),
+                    ..SwitchArgs::default()
+                }),
+                Op::Pause => Command::Pause,
+                Op::Resume => Command::Resume,
+                Op::Complete => Command::Complete,
+                Op::Cancel => Command::Cancel,
+            };
+            match apply(&s, &cmd, now) {
+                Ok(t) => {
+                    prop_assert!(!t.preempted, "no timeout can be due here");
+                    prop_assert_eq!(t.next.version, s.version + 1);
+                    s = t.next;
+                }
+                Err(DomainError::InvalidTransition { status, .. }) => prop_assert_eq!(status, s.status),
+                Err(DomainError::Invalid(f)) => prop_assert_eq!(f.field, "next_participant_id"),
+                Err(e) => prop_assert!(false, "unexpected error {e:?}"),
+            }
+            check(&s, now).map_err(TestCaseError::fail)?;
+            let charged: i64 = s.participants.iter().map(|p| p.time_used_ms).sum::<i64>() + s.elapsed(now);
+            prop_assert_eq!(charged, wall, "charged time must equal running wall time");
+        }
+    }
+
+    #[test]
+    fn stored_form_round_trips(body in session_body()) {
+        let s = CreateSpec::from_json(&body).unwrap().into_session(5);
+        let back: Session = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        prop_assert_eq!(back, s);
+    }
+}
+
+fn chess(inc: i64, max: Option<i64>) -> Session {
+    let body = json!({
+        "session_id": "550e8400-e29b-41d4-a716-446655440000",
+        "sync_mode": "per_participant", "total_time_ms": 10_000, "increment_ms": inc,
+        "max_time_ms": max,
+        "participants": [{"participant_id": "w"}, {"participant_id": "b"}]
+    });
+    CreateSpec::from_json(&body).unwrap().into_session(0)
+}
+
+fn run(s: &Session, cmd: Command, now: Millis) -> Session {
+    apply(s, &cmd, now).unwrap().next
+}
+
+fn sw() -> Command {
+    Command::Switch(SwitchArgs::default())
+}
+
+#[test]
+fn chess_clock_with_increment_and_cap() {
+    let s = run(&chess(2_000, Some(11_000)), Command::Start, 1_000);
+    let s = run(&s, sw(), 4_000); // white used 3 s: 7 s + 2 s = 9 s
+    assert_eq!(s.participants[0].bank_ms, 9_000);
+    assert_eq!(s.active_participant().unwrap().participant_id, "b");
+    let s = run(&s, sw(), 4_500); // black used 0.5 s: 9.5 + 2 = 11.5 → cap 11
+    assert_eq!(s.participants[1].bank_ms, 11_000);
+    let r = SyncState::render(&s, 6_500);
+    assert_eq!(r.participants[0].time_remaining_ms, 7_000);
+    assert_eq!(r.deadline_ms, Some(4_500 + 9_000));
+}
+
+#[test]
+fn pause_charges_and_resume_restarts_the_cycle() {
+    let s = run(&chess(0, None), Command::Start, 0);
+    let s = run(&s, Command::Pause, 2_500);
+    assert_eq!(s.participants[0].bank_ms, 7_500);
+    assert_eq!(
+        SyncState::render(&s, 60_000).participants[0].time_remaining_ms,
+        7_500
+    );
+    let s = run(&s, Command::Resume, 100_000);
+    assert_eq!(s.deadline_ms(), Some(107_500));
+}
+
+#[test]
+fn guards_refuse_with_conflict() {
+    let s = run(&chess(0, None), Command::Start, 0);
+    let stale = Command::Switch(SwitchArgs {
+        expected_version: Some(1),
+        ..SwitchArgs::default()
+    });
+    assert!(matches!(
+        apply(&s, &stale, 10),
+        Err(DomainError::Conflict(_))
+    ));
+    let wrong = Command::Switch(SwitchArgs {
+        current_participant_id: Some("b".into()),
+        ..SwitchArgs::default()
+    });
+    assert!(matches!(
+        apply(&s, &wrong, 10),
+        Err(DomainError::Conflict(_))
+    ));
+}
+
+#[test]
+fn late_switch_applies_the_timeout_instead() {
+    let s = run(&chess(0, None), Command::Start, 0);
+    let t = apply(&s, &sw(), 10_001).unwrap();
+    assert!(t.preempted);
+    assert_eq!(t.expired_participant_id.as_deref(), Some("w"));
+    assert_eq!(t.next.status, Status::Expired);
+    assert_eq!(t.next.session_completed_at, Some(10_000));
+}
+
+#[test]
+fn skip_cycle_passes_the_turn_at_the_deadline() {
+    let mut s = chess(0, None);
+    s.action_on_timeout.kind = TimeoutKind::SkipCycle;
+    let s = run(&s, Command::Start, 0);
+    let s = run(
+        &s,
+        Command::Timeout {
+            expected_version: 2,
+        },
+        10_003,
+    );
+    assert!(s.participants[0].has_expired);
+    assert_eq!(s.status, Status::Running);
+    assert_eq!(s.cycle_started_at, Some(10_000));
+    // The only one left switches back to itself.
+    let s = run(&s, sw(), 12_000);
+    assert_eq!(s.active_participant().unwrap().participant_id, "b");
+    let s = run(
+        &s,
+        Command::Timeout {
+            expected_version: s.version,
+        },
+        30_000,
+    );
+    assert_eq!(s.status, Status::Expired);
+}
+
+#[test]
+fn auto_action_without_advance_waits_at_zero() {
+    let mut s = chess(1_000, None);
+    s.action_on_timeout.kind = TimeoutKind::AutoAction;
+    let s = run(&s, Command::Start, 0);
+    let s = run(
+        &s,
+        Command::Timeout {
+            expected_version: 2,
+        },
+        10_000,
+    );
+    assert_eq!(s.status, Status::Running);
+    assert_eq!(s.deadline_ms(), None);
+    assert_eq!(
+        SyncState::render(&s, 20_000).participants[0].time_remaining_ms,
+        0
+    );
+    let s = run(&s, sw(), 20_000);
+    assert_eq!(
+        s.participants[0].bank_ms, 1_000,
+        "the increment still applies"
+    );
+    assert!(!s.participants[0].has_expired);
+}
+
+#[test]
+fn per_group_rotates_groups_then_members() {
+    let body = json!({
+        "session_id": "550e8400-e29b-41d4-a716-446655440000",
+        "sync_mode": "per_group", "total_time_ms": 10_000,
+        "participants": [
+            {"participant_id": "a1", "group_id": "A"}, {"participant_id": "b1", "group_id": "B"},
+            {"participant_id": "a2", "group_id": "A"}, {"participant_id": "b2", "group_id": "B"}
+        ]
+    });
+    let mut s = run(
+        &CreateSpec::from_json(&body).unwrap().into_session(0),
+        Command::Start,
+        0,
+    );
+    let mut order = vec![s.active_participant().unwrap().participant_id.clone()];
+    for k in 1..=4 {
+        s = run(&s, sw(), k * 1_000);
+        order.push(s.active_participant().unwrap().participant_id.clone());
+    }
+    assert_eq!(order, ["a1", "b1", "a2", "b2", "a1"]);
+    // Group A's bank paid for a1's and a2's turns: 1 s + 1 s.
+    assert_eq!(s.groups[0].bank_ms, 8_000);
+}
+
+#[test]
+fn global_clock_is_shared_and_switch_does_not_reset_it() {
+    let body = json!({
+        "session_id": "550e8400-e29b-41d4-a716-446655440000",
+        "sync_mode": "global", "total_time_ms": 10_000,
+        "participants": [{"participant_id": "x"}, {"participant_id": "y"}]
+    });
+    let s = run(
+        &CreateSpec::from_json(&body).unwrap().into_session(0),
+        Command::Start,
+        0,
+    );
+    let s = run(&s, sw(), 3_000);
+    assert_eq!(s.deadline_ms(), Some(10_000));
+    let r = SyncState::render(&s, 4_000);
+    assert!(r.participants.iter().all(|p| p.time_remaining_ms == 6_000));
+}
+
+#[test]
+fn count_up_expires_only_at_max() {
+    let body = json!({
+        "session_id": "550e8400-e29b-41d4-a716-446655440000",
+        "sync_mode": "count_up", "total_time_ms": 1_000, "max_time_ms": 5_000,
+        "participants": [{"participant_id": "x"}]
+    });
+    let s = run(
+        &CreateSpec::from_json(&body).unwrap().into_session(0),
+        Command::Start,
+        0,
+    );
+    let s = run(&s, Command::Pause, 2_000);
+    assert_eq!(s.session_bank_ms, 2_000);
+    let s = run(&s, Command::Resume, 9_000);
+    assert_eq!(s.deadline_ms(), Some(12_000));
+}
