@@ -1,0 +1,342 @@
+//! The consumer loop shared by both engines, and the memory engine's queue.
+//!
+//! A batch is collected (up to `batch_size`, waiting at most `linger` for a
+//! partial one), written in one transaction, and only then acknowledged.
+//! While PostgreSQL is down the same batch is retried with exponential
+//! backoff; nothing is skipped. A batch that PostgreSQL rejects as data (not
+//! an outage) is split and written event by event so one bad row cannot
+//! block the trail; a row rejected on its own is logged at error level with
+//! its content and counted as a failure.
+
+use super::store::{AuditStore, WriteOutcome, is_transient};
+use super::{AuditConfig, AuditError, AuditMetrics};
+use crate::clock::now_ms;
+use crate::engine::AuditEvent;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Progress shared between a consumer task and its [`AuditHandle`].
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Events taken from the source but not yet committed.
+    pub(crate) in_hand: AtomicU64,
+    /// Events still waiting in the source (queue or stream), last measured.
+    pub(crate) waiting: AtomicU64,
+    /// Commit time (ms) of the oldest event in hand; 0 when none.
+    pub(crate) oldest_ms: AtomicI64,
+    /// Whether the last write attempt succeeded.
+    pub(crate) db_ok: AtomicBool,
+    /// Whether the backlog is currently over the bound.
+    pub(crate) over_bound: AtomicBool,
+}
+
+/// A running audit consumer: readiness information and shutdown.
+pub struct AuditHandle {
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) queue: Option<mpsc::WeakSender<AuditEvent>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl AuditHandle {
+    /// Events committed by the engine but not yet in PostgreSQL (for `/ready`
+    /// and the backlog gauge).
+    pub fn backlog(&self) -> u64 {
+        let queued = self
+            .queue
+            .as_ref()
+            .and_then(|w| w.upgrade())
+            .map(|tx| (tx.max_capacity() - tx.capacity()) as u64)
+            .unwrap_or_else(|| self.progress.waiting.load(Ordering::Relaxed));
+        queued + self.progress.in_hand.load(Ordering::Relaxed)
+    }
+
+    /// Age of the oldest event not yet written (zero when caught up).
+    pub fn lag(&self) -> Duration {
+        lag_of(&self.progress)
+    }
+
+    /// Whether the last write to PostgreSQL succeeded (`/ready` reports it but
+    /// stays ready either way: the audit trail is not on the hot path).
+    pub fn database_ok(&self) -> bool {
+        self.progress.db_ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops taking new work and waits up to `grace` for the batch in hand
+    /// (and, for the memory queue, everything already queued) to be written.
+    /// Returns the number of events left unwritten (0 on a clean stop).
+    pub async fn shutdown(&self, grace: Duration) -> u64 {
+        self.cancel.cancel();
+        let task = self.task.lock().take();
+        if let Some(mut t) = task
+            && tokio::time::timeout(grace, &mut t).await.is_err()
+        {
+            t.abort();
+        }
+        let left = self.backlog();
+        if left > 0 {
+            tracing::error!(
+                unwritten = left,
+                "audit consumer stopped with events not written"
+            );
+        }
+        left
+    }
+}
+
+fn lag_of(p: &Progress) -> Duration {
+    let oldest = p.oldest_ms.load(Ordering::Relaxed);
+    if oldest == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis((now_ms() - oldest).max(0) as u64)
+}
+
+/// Starts the consumer of the memory engine's bounded in-process queue.
+///
+/// Give the returned sender to `MemoryEngine::new`. The engine never waits
+/// for PostgreSQL: when the queue is full it drops the event with a warning
+/// (and should count it in `metrics.dropped`). The queue lives in process
+/// memory, so events not yet written are lost if the process crashes; on a
+/// graceful stop [`AuditHandle::shutdown`] drains it. Use the Redis engine
+/// when the audit trail must survive crashes.
+pub fn start_memory_writer(
+    cfg: AuditConfig,
+    metrics: AuditMetrics,
+) -> Result<(mpsc::Sender<AuditEvent>, AuditHandle), AuditError> {
+    let store = AuditStore::connect_lazy(&cfg)?;
+    Ok(start_memory_writer_with(store, cfg, metrics))
+}
+
+/// [`start_memory_writer`] over an existing store (tests, shared pools).
+pub fn start_memory_writer_with(
+    store: AuditStore,
+    cfg: AuditConfig,
+    metrics: AuditMetrics,
+) -> (mpsc::Sender<AuditEvent>, AuditHandle) {
+    let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
+    let progress = Arc::new(Progress {
+        db_ok: AtomicBool::new(true),
+        ..Progress::default()
+    });
+    let cancel = CancellationToken::new();
+    let weak = tx.downgrade();
+    let writer = Writer {
+        store,
+        cfg,
+        metrics,
+        progress: Arc::clone(&progress),
+        queue: weak.clone(),
+        last_loud: Mutex::new(None),
+    };
+    let task = tokio::spawn(writer.run_memory(rx, cancel.clone()));
+    (
+        tx,
+        AuditHandle {
+            progress,
+            queue: Some(weak),
+            cancel,
+            task: Mutex::new(Some(task)),
+        },
+    )
+}
+
+/// The batch writer: retries, metrics and backlog warnings, shared by the
+/// memory queue consumer and the Redis outbox consumer.
+pub(crate) struct Writer {
+    pub(crate) store: AuditStore,
+    pub(crate) cfg: AuditConfig,
+    pub(crate) metrics: AuditMetrics,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) queue: mpsc::WeakSender<AuditEvent>,
+    pub(crate) last_loud: Mutex<Option<Instant>>,
+}
+
+impl Writer {
+    async fn run_memory(self, mut rx: mpsc::Receiver<AuditEvent>, cancel: CancellationToken) {
+        let size = self.cfg.batch_size.max(1);
+        let mut batch: Vec<AuditEvent> = Vec::with_capacity(size);
+        loop {
+            // Wait for the first event (or shutdown: then drain what is queued).
+            let stopping = tokio::select! {
+                n = rx.recv_many(&mut batch, size) => {
+                    if n == 0 {
+                        break; // every sender is gone and the queue is empty
+                    }
+                    false
+                }
+                _ = cancel.cancelled() => true,
+            };
+            if stopping {
+                rx.close();
+                while rx.recv_many(&mut batch, size).await > 0 {
+                    self.write(std::mem::take(&mut batch), None).await;
+                }
+                break;
+            }
+            self.hold(&batch);
+            // Linger for a fuller batch.
+            let deadline = tokio::time::Instant::now() + self.cfg.linger;
+            while batch.len() < size {
+                let room = size - batch.len();
+                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            self.write(std::mem::take(&mut batch), Some(&cancel)).await;
+        }
+        self.release();
+    }
+
+    /// Records a batch as taken from its source.
+    pub(crate) fn hold(&self, batch: &[AuditEvent]) {
+        let oldest = batch.iter().map(|e| e.at_ms).min().unwrap_or(0).max(1);
+        self.progress
+            .in_hand
+            .store(batch.len() as u64, Ordering::Relaxed);
+        self.progress.oldest_ms.store(oldest, Ordering::Relaxed);
+    }
+
+    fn release(&self) {
+        self.progress.in_hand.store(0, Ordering::Relaxed);
+        self.progress.oldest_ms.store(0, Ordering::Relaxed);
+        self.observe_backlog();
+    }
+
+    /// Writes `batch` until it is committed. With `cancel` set, retrying stops
+    /// when it fires (the caller then leaves the batch unacknowledged); with
+    /// `None` it retries until success (used while draining on shutdown,
+    /// bounded by the shutdown grace).
+    pub(crate) async fn write(
+        &self,
+        batch: Vec<AuditEvent>,
+        cancel: Option<&CancellationToken>,
+    ) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        self.hold(&batch);
+        let mut delay = self.cfg.retry_min;
+        let mut attempts = 0u32;
+        loop {
+            let started = Instant::now();
+            match self.store.write_batch(&batch).await {
+                Ok(out) => {
+                    self.committed(&batch, out, started);
+                    if attempts > 0 {
+                        tracing::info!(attempts, events = batch.len(), "audit writes resumed");
+                    }
+                    self.release();
+                    return true;
+                }
+                Err(e) if !is_transient(&e) => {
+                    tracing::warn!(error = %e, events = batch.len(), "audit batch rejected; writing events one by one");
+                    self.write_singly(&batch).await;
+                    self.release();
+                    return true;
+                }
+                Err(e) => {
+                    self.metrics.failures.inc();
+                    self.progress.db_ok.store(false, Ordering::Relaxed);
+                    attempts += 1;
+                    if attempts == 1 || attempts.is_multiple_of(20) {
+                        tracing::warn!(error = %e, attempts, retry_in_ms = delay.as_millis() as u64,
+                            "audit write failed; retrying (nothing is dropped)");
+                    }
+                    self.observe_backlog();
+                    let sleep = tokio::time::sleep(delay);
+                    match cancel {
+                        Some(c) => tokio::select! {
+                            _ = sleep => {}
+                            _ = c.cancelled() => return false,
+                        },
+                        None => sleep.await,
+                    }
+                    delay = (delay * 2).min(self.cfg.retry_max);
+                }
+            }
+        }
+    }
+
+    async fn write_singly(&self, batch: &[AuditEvent]) {
+        for ev in batch {
+            let one = std::slice::from_ref(ev);
+            let mut delay = self.cfg.retry_min;
+            loop {
+                let started = Instant::now();
+                match self.store.write_batch(one).await {
+                    Ok(out) => {
+                        self.committed(one, out, started);
+                        break;
+                    }
+                    Err(e) if !is_transient(&e) => {
+                        self.metrics.failures.inc();
+                        tracing::error!(error = %e, event = %serde_json::to_string(ev).unwrap_or_default(),
+                            "audit event rejected by PostgreSQL; it is not in the audit trail");
+                        break;
+                    }
+                    Err(e) => {
+                        self.metrics.failures.inc();
+                        tracing::warn!(error = %e, "audit write failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(self.cfg.retry_max);
+                    }
+                }
+            }
+        }
+    }
+
+    fn committed(&self, batch: &[AuditEvent], out: WriteOutcome, started: Instant) {
+        self.progress.db_ok.store(true, Ordering::Relaxed);
+        self.metrics
+            .batch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.rows_written.inc_by(out.inserted);
+        self.metrics.duplicates.inc_by(out.duplicates);
+        if let Some(oldest) = batch.iter().map(|e| e.at_ms).min() {
+            let delay = (now_ms() - oldest).max(0) as f64 / 1000.0;
+            self.metrics.event_delay_seconds.observe(delay);
+        }
+    }
+
+    /// Updates the backlog gauges and is loud when the bound is crossed.
+    pub(crate) fn observe_backlog(&self) {
+        let queued = self
+            .queue
+            .upgrade()
+            .map(|tx| (tx.max_capacity() - tx.capacity()) as u64)
+            .unwrap_or_else(|| self.progress.waiting.load(Ordering::Relaxed));
+        let backlog = queued + self.progress.in_hand.load(Ordering::Relaxed);
+        self.metrics.backlog.set(backlog as i64);
+        self.metrics
+            .lag_seconds
+            .set(lag_of(&self.progress).as_secs_f64());
+        let bound = self.cfg.backlog_bound;
+        let was_over = self.progress.over_bound.load(Ordering::Relaxed);
+        if backlog > bound {
+            let mut last = self.last_loud.lock();
+            let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+            if !was_over || due {
+                tracing::error!(
+                    backlog,
+                    bound,
+                    lag_s = lag_of(&self.progress).as_secs(),
+                    "audit backlog above bound: PostgreSQL is not keeping up"
+                );
+                *last = Some(Instant::now());
+            }
+            self.progress.over_bound.store(true, Ordering::Relaxed);
+            self.metrics.backlog_over_bound.set(1);
+        } else if was_over && backlog <= bound / 10 * 9 {
+            tracing::info!(backlog, bound, "audit backlog back under bound");
+            self.progress.over_bound.store(false, Ordering::Relaxed);
+            self.metrics.backlog_over_bound.set(0);
+        }
+    }
+}
