@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::stats::{Dist, fmt_ms};
 
@@ -119,18 +119,24 @@ impl Report {
         out
     }
 
-    /// The one-line JSON summary: `{"scenario": ..., params..., results..., dists..., "errors": {...}}`.
+    /// The one-line JSON summary: `{"scenario": ..., params..., results..., dists..., "errors": {...}}`,
+    /// keys in that order (so `grep '^{"scenario"'` finds it), later duplicates dropped.
     pub fn json_line(&self) -> String {
-        let mut m = Map::new();
-        m.insert("scenario".into(), json!(self.scenario));
-        for (k, v) in self.params.iter().chain(&self.results) {
-            m.insert(k.clone(), v.clone());
-        }
-        for (k, d) in &self.dists {
-            m.insert(k.clone(), d.map_or(Value::Null, |d| d.to_json_us()));
-        }
-        m.insert("errors".into(), json!(self.errors));
-        Value::Object(m).to_string()
+        let mut seen = std::collections::HashSet::new();
+        let mut fields: Vec<(String, Value)> = vec![("scenario".into(), json!(self.scenario))];
+        fields.extend(self.params.iter().chain(&self.results).cloned());
+        fields.extend(
+            self.dists
+                .iter()
+                .map(|(k, d)| (k.clone(), d.map_or(Value::Null, Dist::to_json_us))),
+        );
+        fields.push(("errors".into(), json!(self.errors)));
+        let body: Vec<String> = fields
+            .into_iter()
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .map(|(k, v)| format!("{}:{v}", Value::String(k)))
+            .collect();
+        format!("{{{}}}", body.join(","))
     }
 }
 
@@ -158,6 +164,10 @@ mod tests {
         r.add_errors(&e).add_errors(&e);
         let line = r.json_line();
         assert!(!line.contains('\n'));
+        assert!(
+            line.starts_with(r#"{"scenario":"switch","concurrency":64,"rps":"#),
+            "{line}"
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["scenario"], "switch");
         assert_eq!(v["concurrency"], 64);
