@@ -1,0 +1,29 @@
+-- create.lua: store a new session unless a live one has its id.
+-- All keys share the session's bucket hash tag {b<k>} (one cluster slot).
+--
+-- KEYS[1]  state key          sk:{b<k>}:s:<uuid>
+-- KEYS[2]  deadline index     sk:{b<k>}:d   (zset: member "<uuid>:<version>", score deadline ms)
+-- KEYS[3]  audit outbox       sk:{b<k>}:o   (stream)
+-- ARGV[1]  stored value       "<version>|<session json>"
+-- ARGV[2]  TTL in ms (> 0)
+-- ARGV[3]  deadline member    "<uuid>:<version>"
+-- ARGV[4]  deadline ms, or "" when the session has no running deadline
+-- ARGV[5]  audit event JSON, or "" when there is no audit row
+-- ARGV[6]  outbox MAXLEN (approximate trim)
+-- ARGV[7]  update channel     sk:{b<k>}:u:<uuid>
+-- ARGV[8]  encoded update, or "" when nothing is published
+--
+-- Returns 1 when created, 0 when a live session has the id.
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 0
+end
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+end
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[5])
+end
+if ARGV[8] ~= '' then
+  redis.call('SPUBLISH', ARGV[7], ARGV[8])
+end
+return 1

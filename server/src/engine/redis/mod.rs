@@ -1,0 +1,513 @@
+//! The Redis engine: Redis (standalone or Redis Cluster, ≥ 7) is the single
+//! source of truth; instances hold nothing another instance cannot redo.
+//!
+//! - [`keys`]: the key layout. Every key one commit touches shares the
+//!   session's *bucket* hash tag, so each script runs on one cluster slot.
+//! - `create.lua`, `commit.lua`, `delete.lua`: the atomic steps, loaded
+//!   once and called by SHA (reloaded on `NOSCRIPT`, e.g. after a restart or
+//!   failover). Commit compares the version, writes state with its TTL,
+//!   moves the deadline index entry, appends to the outbox, and SPUBLISHes
+//!   the update — all or nothing.
+//! - [`pubsub`]: per-session sharded pub/sub while local WebSocket clients
+//!   listen, with resubscribe + resync after reconnects and failovers.
+//!
+//! Every command carries the configured command timeout, so an unreachable
+//! Redis turns into [`EngineError::Unavailable`] quickly instead of a hang.
+
+pub mod keys;
+pub mod pubsub;
+
+use super::{AuditEvent, Commit, DueTimer, Engine, EngineError, Hub, Update};
+use crate::clock::now_ms;
+use crate::domain::{Millis, Session};
+use crate::metrics::Metrics;
+use async_trait::async_trait;
+use bytes::Bytes;
+use fred::clients::SubscriberClient;
+use fred::prelude::*;
+use fred::types::InfoKind;
+use fred::types::config::ClusterDiscoveryPolicy;
+use fred::types::scripts::Script;
+use prometheus::{IntCounter, IntGauge};
+use pubsub::{GapSignal, PubSub, PubSubMetrics};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+const CREATE_LUA: &str = include_str!("create.lua");
+const COMMIT_LUA: &str = include_str!("commit.lua");
+const DELETE_LUA: &str = include_str!("delete.lua");
+
+/// How to reach Redis and how patient to be with it (wired from
+/// `REDIS_URL` / `REDIS_CLUSTER_NODES` and the timeout flags).
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// Standalone server: `redis://[user:pass@]host:port[/db]` or `rediss://`.
+    pub url: Option<String>,
+    /// Redis Cluster seed nodes `host:port` (any subset of the cluster).
+    pub cluster_nodes: Vec<String>,
+    /// Password for the cluster nodes (a URL carries its own).
+    pub cluster_password: Option<String>,
+    /// Limit for establishing a connection (TCP + TLS + handshake).
+    pub connect_timeout: Duration,
+    /// Limit for every command; past it the request fails with 503.
+    pub command_timeout: Duration,
+    /// First reconnect delay; doubles up to `reconnect_max_delay`.
+    pub reconnect_min_delay: Duration,
+    /// Largest reconnect delay.
+    pub reconnect_max_delay: Duration,
+    /// Whether commits carry audit rows into the outbox streams.
+    pub audit: bool,
+    /// Approximate per-bucket cap of each outbox stream (`XADD MAXLEN ~`):
+    /// bounds memory while no audit consumer trims it.
+    pub outbox_max_len: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            cluster_nodes: Vec::new(),
+            cluster_password: None,
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(1),
+            reconnect_min_delay: Duration::from_millis(50),
+            reconnect_max_delay: Duration::from_secs(2),
+            audit: false,
+            outbox_max_len: 1000,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// The fred configuration: standalone from the URL, or cluster from the
+    /// seeds (a `redis://` URL would silently give a non-cluster client).
+    fn fred_config(&self) -> Result<Config, String> {
+        if let Some(url) = &self.url {
+            if !self.cluster_nodes.is_empty() {
+                return Err("set either REDIS_URL or REDIS_CLUSTER_NODES, not both".into());
+            }
+            return Config::from_url_centralized(url)
+                .map_err(|e| format!("REDIS_URL is not a valid Redis URL: {}", e.details()));
+        }
+        if self.cluster_nodes.is_empty() {
+            return Err("the Redis engine needs REDIS_URL or REDIS_CLUSTER_NODES".into());
+        }
+        let mut hosts = Vec::new();
+        for n in &self.cluster_nodes {
+            let (h, p) = n
+                .trim()
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .filter(|(h, _)| !h.is_empty())
+                .ok_or_else(|| format!("REDIS_CLUSTER_NODES entry {n:?} is not host:port"))?;
+            hosts.push(Server::new(h, p));
+        }
+        Ok(Config {
+            server: ServerConfig::Clustered {
+                hosts,
+                // Seeds and the last known topology: survives a seed dying.
+                policy: ClusterDiscoveryPolicy::UseCache,
+            },
+            password: self.cluster_password.clone(),
+            ..Config::default()
+        })
+    }
+
+    fn builder(&self, broadcast_capacity: usize) -> Result<Builder, String> {
+        let mut config = self.fred_config()?;
+        config.fail_fast = true;
+        let mut b = Builder::from_config(config);
+        b.with_connection_config(|c| {
+            c.connection_timeout = self.connect_timeout;
+            c.internal_command_timeout = self.connect_timeout;
+            // A commit whose reply was lost must not be replayed: the retry
+            // would meet its own new version and the service would apply
+            // the command twice. Fail it (503) instead.
+            c.max_command_attempts = 1;
+            c.tcp.nodelay = Some(true);
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = self.command_timeout;
+            p.broadcast_channel_capacity = broadcast_capacity;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(
+            0,
+            self.reconnect_min_delay.as_millis().max(1) as u32,
+            self.reconnect_max_delay.as_millis().max(1) as u32,
+            2,
+        ));
+        Ok(b)
+    }
+}
+
+/// Sessions in Redis; see the module doc.
+pub struct RedisEngine {
+    client: Client,
+    hub: Hub,
+    pubsub: Arc<PubSub>,
+    create: Script,
+    commit: Script,
+    delete: Script,
+    audit: bool,
+    outbox_max_len: String,
+}
+
+fn unavailable(e: Error) -> EngineError {
+    EngineError::Unavailable(e.to_string())
+}
+
+fn corrupt(id: &Uuid, what: impl std::fmt::Display) -> EngineError {
+    EngineError::Corrupt(format!("session {id}: {what}"))
+}
+
+/// Parses `INFO server` for `redis_version` and refuses servers below 7
+/// (sharded pub/sub, SPUBLISH in scripts, GETRANGE on strings as used here).
+pub fn check_version(info: &str) -> Result<String, String> {
+    let version = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("redis_version:"))
+        .ok_or("Redis did not report redis_version in INFO server")?
+        .trim()
+        .to_string();
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| format!("cannot parse Redis version {version:?}"))?;
+    if major < 7 {
+        return Err(format!(
+            "Redis {version} is too old: SyncKairos needs Redis >= 7 (sharded pub/sub)"
+        ));
+    }
+    Ok(version)
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(metrics: &Metrics, c: &C) {
+    // Registering twice (several engines on one registry in tests) is harmless.
+    let _ = metrics.registry.register(Box::new(c.clone()));
+}
+
+/// Connects, checks the server version, loads the scripts and starts the
+/// pub/sub worker. Errors are one line, ready for a startup failure.
+pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEngine>, String> {
+    let where_ = if cfg.url.is_some() {
+        "Redis (REDIS_URL)".to_string()
+    } else {
+        format!("Redis Cluster ({})", cfg.cluster_nodes.join(","))
+    };
+    let client = cfg.builder(32)?.build().map_err(|e| e.to_string())?;
+    // Bursts of updates must not overflow the message channel before the
+    // pump drains it (a lag forces a full resync).
+    let sub: SubscriberClient = cfg
+        .builder(65_536)?
+        .build_subscriber_client()
+        .map_err(|e| e.to_string())?;
+    let limit = cfg.connect_timeout * 2 + Duration::from_millis(500);
+    for (c, what) in [(&client, "commands"), (&sub.to_client(), "subscriber")] {
+        match tokio::time::timeout(limit, c.init()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("cannot connect to {where_} ({what}): {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "cannot connect to {where_} ({what}): no answer within {} ms",
+                    limit.as_millis()
+                ));
+            }
+        }
+    }
+    let info: String = client
+        .info(Some(InfoKind::Server))
+        .await
+        .map_err(|e| format!("{where_}: INFO failed: {e}"))?;
+    let version = check_version(&info)?;
+    let (create, commit, delete) = (
+        Script::from_lua(CREATE_LUA),
+        Script::from_lua(COMMIT_LUA),
+        Script::from_lua(DELETE_LUA),
+    );
+    for s in [&create, &commit, &delete] {
+        s.load(&client)
+            .await
+            .map_err(|e| format!("{where_}: SCRIPT LOAD failed: {e}"))?;
+    }
+    let pm = PubSubMetrics {
+        resyncs: IntCounter::new(
+            "synckairos_redis_resyncs_total",
+            "Full pub/sub resubscribe + client resync passes (after reconnects, failovers)",
+        )
+        .map_err(|e| e.to_string())?,
+        received: IntCounter::new(
+            "synckairos_redis_updates_received_total",
+            "Session updates received over sharded pub/sub",
+        )
+        .map_err(|e| e.to_string())?,
+        subscribed: IntGauge::new(
+            "synckairos_redis_subscribed_sessions",
+            "Sessions whose update channel this instance subscribes to",
+        )
+        .map_err(|e| e.to_string())?,
+    };
+    register(metrics, &pm.resyncs);
+    register(metrics, &pm.received);
+    register(metrics, &pm.subscribed);
+
+    let hub = Hub::new();
+    let loader_client = client.clone();
+    let loader: pubsub::Loader = Arc::new(move |id| {
+        let c = loader_client.clone();
+        Box::pin(async move { read_state(&c, id).await.map_err(|e| e.to_string()) })
+    });
+    let mut events = vec![
+        GapSignal::Reconnect(sub.reconnect_rx(), "subscriber reconnected"),
+        GapSignal::Reconnect(client.reconnect_rx(), "command connection reconnected"),
+    ];
+    if client.is_clustered() {
+        events.push(GapSignal::ClusterChange(
+            sub.cluster_change_rx(),
+            "cluster topology changed",
+        ));
+        events.push(GapSignal::ClusterChange(
+            client.cluster_change_rx(),
+            "cluster topology changed",
+        ));
+    }
+    let pubsub = PubSub::start(sub, hub.clone(), loader, pm, cfg.command_timeout, events);
+    tracing::info!(target = %where_, version = %version, "redis engine connected");
+    Ok(Arc::new(RedisEngine {
+        client,
+        hub,
+        pubsub,
+        create,
+        commit,
+        delete,
+        audit: cfg.audit,
+        outbox_max_len: cfg.outbox_max_len.max(1).to_string(),
+    }))
+}
+
+async fn read_state(client: &Client, id: Uuid) -> Result<Option<Session>, EngineError> {
+    let raw: Option<Bytes> = client
+        .get(keys::state_key(&id))
+        .await
+        .map_err(unavailable)?;
+    let Some(raw) = raw else { return Ok(None) };
+    let (version, json) =
+        keys::decode_state(&raw).ok_or_else(|| corrupt(&id, "bad stored value"))?;
+    let s: Session = serde_json::from_slice(json).map_err(|e| corrupt(&id, e))?;
+    if s.version != version {
+        return Err(corrupt(&id, "version prefix disagrees with the state"));
+    }
+    Ok(Some(s))
+}
+
+fn ttl_ms(expire_at_ms: Millis) -> String {
+    (expire_at_ms - now_ms()).max(1).to_string()
+}
+
+fn encode_audit(audit: Option<&AuditEvent>) -> Result<String, EngineError> {
+    match audit {
+        Some(a) => serde_json::to_string(a).map_err(|e| EngineError::Corrupt(e.to_string())),
+        None => Ok(String::new()),
+    }
+}
+
+fn encode_update(update: Option<&Update>) -> Value {
+    match update {
+        Some(u) => Value::Bytes(u.encode()),
+        None => Value::from(""),
+    }
+}
+
+impl RedisEngine {
+    /// The command client (tests and diagnostics).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Forces a pub/sub resubscribe + resync of every local subscriber.
+    pub fn request_resync(&self) {
+        self.pubsub.request_resync("requested");
+    }
+
+    fn stored(session: &Session) -> Result<Value, EngineError> {
+        let json = serde_json::to_vec(session).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        Ok(Value::Bytes(Bytes::from(keys::encode_state(
+            session.version,
+            &json,
+        ))))
+    }
+
+    fn commit_keys(id: &Uuid) -> Vec<String> {
+        let b = keys::bucket(id);
+        vec![
+            keys::state_key(id),
+            keys::deadlines_key(b),
+            keys::outbox_key(b),
+        ]
+    }
+
+    async fn run(&self, script: &Script, id: &Uuid, args: Vec<Value>) -> Result<i64, EngineError> {
+        script
+            .evalsha_with_reload(&self.client, Self::commit_keys(id), args)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Removes deadline entries whose session is gone or moved on (its state
+    /// expired or was replaced while an entry survived); only entries well
+    /// past due are checked, so live timers are never touched.
+    async fn reap(&self, bucket: u32, stale: Vec<(Uuid, u64, String)>) {
+        for (id, version, m) in stale {
+            let head: Result<Option<Bytes>, _> =
+                self.client.getrange(keys::state_key(&id), 0, 24).await;
+            let current = match head {
+                Ok(h) => h.as_deref().and_then(keys::decode_state).map(|(v, _)| v),
+                Err(_) => return,
+            };
+            if current != Some(version) {
+                let _: Result<i64, _> = self.client.zrem(keys::deadlines_key(bucket), m).await;
+            }
+        }
+    }
+}
+
+/// Entries this far past due get checked for staleness by `due`.
+const STALE_AFTER_MS: Millis = 30_000;
+
+#[async_trait]
+impl Engine for RedisEngine {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn load(&self, id: Uuid) -> Result<Option<Session>, EngineError> {
+        self.pubsub.wait_ready(id).await;
+        read_state(&self.client, id).await
+    }
+
+    async fn create(&self, c: Commit<'_>) -> Result<(), EngineError> {
+        let id = c.session.session_id;
+        let args = vec![
+            Self::stored(c.session)?,
+            Value::from(ttl_ms(c.expire_at_ms)),
+            Value::from(keys::member(&id, c.session.version)),
+            Value::from(c.deadline_ms.map(|d| d.to_string()).unwrap_or_default()),
+            Value::from(encode_audit(c.audit.as_ref())?),
+            Value::from(self.outbox_max_len.as_str()),
+            Value::from(keys::channel(&id)),
+            encode_update(c.update.as_ref()),
+        ];
+        match self.run(&self.create, &id, args).await? {
+            1 => Ok(()),
+            0 => Err(EngineError::Exists),
+            n => Err(EngineError::Unavailable(format!(
+                "create script returned {n}"
+            ))),
+        }
+    }
+
+    async fn commit(&self, c: Commit<'_>) -> Result<(), EngineError> {
+        let id = c.session.session_id;
+        let Some(expected) = c.session.version.checked_sub(1) else {
+            return Err(EngineError::VersionMismatch);
+        };
+        let args = vec![
+            Value::from(expected.to_string()),
+            Self::stored(c.session)?,
+            Value::from(ttl_ms(c.expire_at_ms)),
+            Value::from(id.to_string()),
+            Value::from(c.session.version.to_string()),
+            Value::from(c.deadline_ms.map(|d| d.to_string()).unwrap_or_default()),
+            Value::from(encode_audit(c.audit.as_ref())?),
+            Value::from(self.outbox_max_len.as_str()),
+            Value::from(keys::channel(&id)),
+            encode_update(c.update.as_ref()),
+        ];
+        match self.run(&self.commit, &id, args).await? {
+            1 => Ok(()),
+            0 => Err(EngineError::VersionMismatch),
+            -1 => Err(EngineError::NotFound),
+            n => Err(EngineError::Unavailable(format!(
+                "commit script returned {n}"
+            ))),
+        }
+    }
+
+    async fn delete(
+        &self,
+        id: Uuid,
+        update: Update,
+        audit: Option<AuditEvent>,
+    ) -> Result<bool, EngineError> {
+        let args = vec![
+            Value::from(id.to_string()),
+            Value::from(encode_audit(audit.as_ref())?),
+            Value::from(self.outbox_max_len.as_str()),
+            Value::from(keys::channel(&id)),
+            encode_update(Some(&update)),
+        ];
+        Ok(self.run(&self.delete, &id, args).await? == 1)
+    }
+
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<DueTimer>, EngineError> {
+        let lim = limit.min(i64::MAX as usize) as i64;
+        let scans = (0..keys::BUCKETS).map(|b| async move {
+            let r: Result<Vec<(String, f64)>, Error> = self
+                .client
+                .zrangebyscore(keys::deadlines_key(b), 0i64, now, true, Some((0, lim)))
+                .await;
+            (b, r)
+        });
+        let mut out = Vec::new();
+        for (b, r) in futures::future::join_all(scans).await {
+            let mut stale = Vec::new();
+            for (m, score) in r.map_err(unavailable)? {
+                let Some((session_id, version)) = keys::parse_member(&m) else {
+                    continue;
+                };
+                let deadline_ms = score as Millis;
+                if deadline_ms < now - STALE_AFTER_MS {
+                    stale.push((session_id, version, m));
+                }
+                out.push(DueTimer {
+                    session_id,
+                    version,
+                    deadline_ms,
+                });
+            }
+            if !stale.is_empty() {
+                self.reap(b, stale).await;
+            }
+        }
+        out.sort_by_key(|d| d.deadline_ms);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        let _: String = self.client.ping(None).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn live_sessions(&self) -> Option<u64> {
+        // Counting keys by pattern is not cheap on Redis; not reported.
+        None
+    }
+
+    fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    fn wants_frames(&self, _id: Uuid) -> bool {
+        // Other instances may have subscribers: always publish.
+        true
+    }
+
+    fn audit_enabled(&self) -> bool {
+        self.audit
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,416 @@
+//! Engine tests against a real `redis-server` started on a free loopback
+//! port (skipped with a message when the binary is missing).
+
+use super::*;
+use crate::domain::CreateSpec;
+use crate::engine::UpdateKind;
+use std::process::{Child, Command, Stdio};
+
+struct RedisProc {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_redis() -> Option<RedisProc> {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("redis-server not installed: skipping");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("sk-redis-unit-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(RedisProc {
+        child,
+        port,
+        _dir: TempDir(dir),
+    })
+}
+
+fn cfg(port: u16) -> RedisConfig {
+    RedisConfig {
+        url: Some(format!("redis://127.0.0.1:{port}")),
+        audit: true,
+        ..RedisConfig::default()
+    }
+}
+
+fn session(now: Millis) -> Session {
+    let spec = CreateSpec::from_json(&serde_json::json!({
+        "session_id": Uuid::new_v4(),
+        "sync_mode": "per_participant",
+        "participants": [
+            {"participant_id": "a", "participant_index": 0, "total_time_ms": 60000},
+            {"participant_id": "b", "participant_index": 1, "total_time_ms": 60000}
+        ],
+        "total_time_ms": 60000
+    }))
+    .unwrap();
+    spec.into_session(now)
+}
+
+fn update(s: &Session) -> Update {
+    Update {
+        session_id: s.session_id,
+        version: s.version,
+        kind: UpdateKind::State,
+        frames: vec![Bytes::from(format!("{{\"v\":{}}}", s.version))],
+    }
+}
+
+fn commit_of(s: &Session, deadline: Option<Millis>) -> Commit<'_> {
+    Commit {
+        session: s,
+        deadline_ms: deadline,
+        expire_at_ms: now_ms() + 60_000,
+        update: Some(update(s)),
+        audit: None,
+    }
+}
+
+#[test]
+fn version_check_refuses_old_servers() {
+    assert!(
+        check_version("# Server\r\nredis_version:6.2.14\r\n")
+            .unwrap_err()
+            .contains(">= 7")
+    );
+    assert_eq!(
+        check_version("redis_version:7.0.15\r\nx:y").unwrap(),
+        "7.0.15"
+    );
+    assert!(check_version("nothing").is_err());
+}
+
+#[test]
+fn config_needs_exactly_one_target() {
+    assert!(RedisConfig::default().fred_config().is_err());
+    let both = RedisConfig {
+        url: Some("redis://127.0.0.1:1".into()),
+        cluster_nodes: vec!["127.0.0.1:2".into()],
+        ..RedisConfig::default()
+    };
+    assert!(both.fred_config().is_err());
+    let bad = RedisConfig {
+        cluster_nodes: vec!["nohost".into()],
+        ..RedisConfig::default()
+    };
+    assert!(bad.fred_config().unwrap_err().contains("nohost"));
+    let ok = RedisConfig {
+        cluster_nodes: vec!["127.0.0.1:7000".into(), "localhost:7001".into()],
+        ..RedisConfig::default()
+    };
+    assert!(ok.fred_config().unwrap().server.is_clustered());
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_fast_with_one_line() {
+    let port = free_port();
+    let cfg = RedisConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..cfg(port)
+    };
+    let started = std::time::Instant::now();
+    let err = match connect(cfg, &Metrics::new()).await {
+        Err(e) => e,
+        Ok(_) => panic!("connected to nothing"),
+    };
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains('\n'));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn create_commit_delete_and_due() {
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let engine = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    let now = now_ms();
+    let mut s = session(now);
+    let id = s.session_id;
+    assert!(engine.load(id).await.unwrap().is_none());
+    engine.create(commit_of(&s, None)).await.unwrap();
+    assert!(matches!(
+        engine.create(commit_of(&s, None)).await,
+        Err(EngineError::Exists)
+    ));
+    assert_eq!(engine.load(id).await.unwrap(), Some(s.clone()));
+
+    // A commit computed from a stale version is refused and changes nothing.
+    let mut stale = s.clone();
+    stale.version = 3;
+    assert!(matches!(
+        engine.commit(commit_of(&stale, None)).await,
+        Err(EngineError::VersionMismatch)
+    ));
+
+    s.version = 2;
+    engine.commit(commit_of(&s, Some(now - 5))).await.unwrap();
+    assert_eq!(engine.load(id).await.unwrap().unwrap().version, 2);
+    let due = engine.due(now, 100).await.unwrap();
+    assert!(due.contains(&DueTimer {
+        session_id: id,
+        version: 2,
+        deadline_ms: now - 5
+    }));
+    // Not due yet for an earlier `now`.
+    assert!(
+        !engine
+            .due(now - 10, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.session_id == id)
+    );
+
+    // The next version moves the index entry (old member removed).
+    s.version = 3;
+    engine
+        .commit(commit_of(&s, Some(now + 1000)))
+        .await
+        .unwrap();
+    assert!(
+        !engine
+            .due(now, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.session_id == id)
+    );
+    let later = engine.due(now + 1000, 100).await.unwrap();
+    assert_eq!(later.iter().filter(|d| d.session_id == id).count(), 1);
+
+    let del = Update {
+        session_id: id,
+        version: 0,
+        kind: UpdateKind::Deleted,
+        frames: vec![],
+    };
+    assert!(engine.delete(id, del.clone(), None).await.unwrap());
+    assert!(!engine.delete(id, del, None).await.unwrap());
+    assert!(engine.load(id).await.unwrap().is_none());
+    assert!(
+        !engine
+            .due(now + 1000, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.session_id == id)
+    );
+    let missing = session(now);
+    assert!(matches!(
+        engine
+            .commit(commit_of(
+                &{
+                    let mut m = missing.clone();
+                    m.version = 2;
+                    m
+                },
+                None
+            ))
+            .await,
+        Err(EngineError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn ttl_follows_expire_at_and_outbox_gets_audit_rows() {
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let engine = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    let now = now_ms();
+    let s = session(now);
+    let id = s.session_id;
+    let audit = AuditEvent {
+        session_id: id,
+        version: 1,
+        event_type: crate::domain::EventKind::SessionCreated,
+        participant_id: None,
+        time_remaining_ms: None,
+        time_elapsed_ms: 0,
+        at_ms: now,
+        state: serde_json::json!({"x": 1}),
+    };
+    engine
+        .create(Commit {
+            session: &s,
+            deadline_ms: None,
+            expire_at_ms: now + 5_000,
+            update: None,
+            audit: Some(audit.clone()),
+        })
+        .await
+        .unwrap();
+    let pttl: i64 = engine.client().pttl(keys::state_key(&id)).await.unwrap();
+    assert!(pttl > 3_000 && pttl <= 5_000, "pttl {pttl}");
+    let entries: Vec<(String, HashMap<String, String>)> = engine
+        .client()
+        .xrange(keys::outbox_key(keys::bucket(&id)), "-", "+", None)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    let back: AuditEvent = serde_json::from_str(&entries[0].1["e"]).unwrap();
+    assert_eq!(back, audit);
+}
+
+#[tokio::test]
+async fn updates_cross_engines_and_resync_after_redis_restart() {
+    let Some(mut redis) = start_redis().await else {
+        return;
+    };
+    let port = redis.port;
+    let a = connect(cfg(port), &Metrics::new()).await.unwrap();
+    let b = connect(cfg(port), &Metrics::new()).await.unwrap();
+    let now = now_ms();
+    let mut s = session(now);
+    let id = s.session_id;
+    b.create(commit_of(&s, None)).await.unwrap();
+
+    // A subscribes locally; its first read waits for the channel to be live,
+    // so a commit through B right after is never lost.
+    let mut sub = a.hub().subscribe(id);
+    assert_eq!(a.load(id).await.unwrap().unwrap().version, 1);
+    s.version = 2;
+    b.commit(commit_of(&s, None)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.version, got.kind), (2, UpdateKind::State));
+    assert_eq!(got.frames, update(&s).frames);
+
+    // Redis restarts (same port, empty: no persistence in this test). A
+    // resubscribes on reconnect and tells its client the session is gone.
+    drop(redis.child.kill());
+    let _ = redis.child.wait();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    redis.child = child;
+    let got = tokio::time::timeout(Duration::from_secs(15), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.kind, UpdateKind::Deleted);
+
+    // A new session after the restart: scripts are reloaded on NOSCRIPT and
+    // delivery works again.
+    let s2 = session(now_ms());
+    let mut sub2 = a.hub().subscribe(s2.session_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match b.create(commit_of(&s2, None)).await {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("waiting for redis: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(a.load(s2.session_id).await.unwrap().unwrap().version, 1);
+    let mut s2b = s2.clone();
+    s2b.version = 2;
+    b.commit(commit_of(&s2b, None)).await.unwrap();
+    // The create (version 1) may arrive first; version 2 must follow.
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let u = sub2.next().await.unwrap();
+            if u.version >= 2 {
+                return u;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!((got.version, got.kind), (2, UpdateKind::State));
+}
+
+#[tokio::test]
+async fn commands_fail_fast_while_redis_is_down() {
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let engine = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    drop(redis);
+    let started = std::time::Instant::now();
+    let r = engine.load(Uuid::new_v4()).await;
+    assert!(matches!(r, Err(EngineError::Unavailable(_))), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(engine.ping().await.is_err());
+}
+
+use std::collections::HashMap;
