@@ -52,6 +52,9 @@ pub struct ServeConfig {
     /// Comma-separated Redis Cluster seed nodes (`host:port,...`): Redis engine in cluster mode.
     #[arg(long, env = "REDIS_CLUSTER_NODES", value_delimiter = ',')]
     pub redis_cluster_nodes: Vec<String>,
+    /// Password for the Redis Cluster nodes (a REDIS_URL carries its own).
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
     /// Redis connect timeout in milliseconds.
     #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub redis_connect_timeout_ms: u64,

@@ -10,6 +10,7 @@ use synckairos::api::{self, AppState};
 use synckairos::config::{Cli, Command, LogFormat, ServeConfig};
 use synckairos::engine::Engine;
 use synckairos::engine::memory::MemoryEngine;
+use synckairos::engine::redis::RedisConfig;
 use synckairos::metrics::Metrics;
 use synckairos::service::{Service, ServiceConfig};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,8 @@ fn init_logs(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -86,9 +88,19 @@ async fn migrate(_database_url: &str) -> Result<(), String> {
     Err("the audit store is not built into this binary yet".into())
 }
 
-async fn build_engine(cfg: &ServeConfig) -> Result<Arc<dyn Engine>, String> {
+async fn build_engine(cfg: &ServeConfig, metrics: &Metrics) -> Result<Arc<dyn Engine>, String> {
     if cfg.redis_url.is_some() || !cfg.redis_cluster_nodes.is_empty() {
-        return Err("the Redis engine is not built into this binary yet".into());
+        let rc = RedisConfig {
+            url: cfg.redis_url.clone(),
+            cluster_nodes: cfg.redis_cluster_nodes.clone(),
+            cluster_password: cfg.redis_password.clone(),
+            connect_timeout: Duration::from_millis(cfg.redis_connect_timeout_ms),
+            command_timeout: Duration::from_millis(cfg.redis_command_timeout_ms),
+            audit: cfg.database_url.is_some(),
+            ..RedisConfig::default()
+        };
+        let engine = synckairos::engine::redis::connect(rc, metrics).await?;
+        return Ok(engine);
     }
     Ok(Arc::new(MemoryEngine::new(None)))
 }
@@ -115,7 +127,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     cfg.validate()?;
     init_logs(cfg.log_format);
     let metrics = Arc::new(Metrics::new());
-    let engine = build_engine(&cfg).await?;
+    let engine = build_engine(&cfg, &metrics).await?;
     let service = Service::new(
         engine,
         metrics.clone(),
