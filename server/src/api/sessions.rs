@@ -118,8 +118,14 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::field("session_id", "must be a UUID"))
 }
 
+/// The success envelope, serialized straight from the payload.
+#[derive(Serialize)]
+struct Data<T> {
+    data: T,
+}
+
 fn data<T: Serialize>(status: StatusCode, value: T) -> Response {
-    (status, Json(serde_json::json!({ "data": value }))).into_response()
+    (status, Json(Data { data: value })).into_response()
 }
 
 /// Create a session.
