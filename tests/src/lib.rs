@@ -1,4 +1,67 @@
-//! Test harness: processes and clients for the black-box suites.
+//! Test harness for the black-box suites in `tests/tests/`.
+//!
+//! - [`backend`]: which state engine a server runs on, and how it is
+//!   provisioned (memory today; Redis and Redis Cluster plug in here).
+//! - [`server`]: spawns the real `synckairos serve` on a free port, drains
+//!   its output, kills it on drop, sends SIGTERM for shutdown tests.
+//! - [`http`]: REST calls returning status, headers and JSON body.
+//! - [`ws`]: a WebSocket client that awaits messages and close frames.
+//! - [`checks`]: contract shape checks applied to every state seen.
+//! - [`fixtures`]: request bodies and the `wait_until` poll helper.
+//!
+//! Suites are written once as `async fn name(backend: Backend)` and
+//! instantiated per backend by [`backend_suite!`].
 
-/// Ephemeral PostgreSQL for the audit suites.
+pub mod backend;
+pub mod checks;
+pub mod fixtures;
+pub mod http;
 pub mod postgres;
+pub mod server;
+pub mod ws;
+
+pub use backend::{Backend, Provisioned};
+pub use checks::{
+    check_state, check_switch_result, int, is_iso_ms, iso_ms, participant, to_iso_ms,
+};
+pub use fixtures::{id_of, new_id, session_body, wait_until};
+pub use http::{Api, Resp};
+pub use server::{ServerBuilder, TestServer};
+pub use ws::{WS_WAIT, WsClient, WsEvent};
+
+/// Instantiates every listed test once per backend, as `memory::name`
+/// (later also `redis::name`, `cluster::name`).
+///
+/// ```ignore
+/// backend_suite! {
+///     create_returns_state,
+///     #[ignore = "server bug: ..."] some_test,
+/// }
+/// async fn create_returns_state(b: Backend) { let srv = TestServer::start(&b).await; ... }
+/// ```
+///
+/// To add a backend, add one `__backend_mod!` line below; the suites do not
+/// change.
+#[macro_export]
+macro_rules! backend_suite {
+    ($($tests:tt)*) => {
+        $crate::__backend_mod!(memory, $crate::Backend::Memory, $($tests)*);
+    };
+}
+
+/// Implementation detail of [`backend_suite!`]: one module of tests for one backend.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __backend_mod {
+    ($module:ident, $backend:expr, $( $(#[$attr:meta])* $name:ident ),* $(,)?) => {
+        mod $module {
+            $(
+                $(#[$attr])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($backend).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,56 @@
+//! Which state engine a test server runs on.
+//!
+//! The suites never look inside a backend: they call
+//! [`TestServer::start`](crate::TestServer::start) with whatever backend the
+//! [`backend_suite!`](crate::backend_suite) macro handed them. Adding an
+//! engine (standalone Redis, Redis Cluster) therefore means: a new variant
+//! here, its [`Backend::provision`] arm (start the external processes, return
+//! the env vars that point the server at them), and one line in the macro.
+
+use std::any::Any;
+use std::sync::Arc;
+
+/// A state engine the server can be started against.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The embedded memory engine: no environment, no external process.
+    Memory,
+}
+
+/// What a provisioned backend hands to the server processes that use it.
+///
+/// Several servers may share one `Provisioned` (multi-instance tests): clone
+/// it, and the external processes live until the last clone is dropped.
+#[derive(Clone, Default)]
+pub struct Provisioned {
+    /// Environment variables for `synckairos serve` (e.g. `REDIS_URL`).
+    pub env: Vec<(String, String)>,
+    /// Keeps external processes (redis-server, …) alive; dropping the last
+    /// clone stops them.
+    pub guard: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Backend {
+    /// Short name, used in test module names and log output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+        }
+    }
+
+    /// Starts whatever the engine needs and returns how to reach it.
+    pub async fn provision(&self) -> anyhow::Result<Provisioned> {
+        match self {
+            Backend::Memory => Ok(Provisioned::default()),
+        }
+    }
+
+    /// Whether servers on this backend have an audit store configured
+    /// (`GET /v1/sessions/{id}/events` answers 200 rather than 503).
+    pub fn has_audit(&self) -> bool {
+        match self {
+            Backend::Memory => false,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! REST client helpers: every call returns status, headers and the body
+//! parsed as JSON (or `Null` with the raw text kept), so a failed assertion
+//! can print exactly what the server said.
+
+use crate::checks::{check_state, check_switch_result};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::fmt;
+use std::time::Duration;
+
+/// One HTTP exchange, kept whole for assertion messages.
+pub struct Resp {
+    /// e.g. `POST /v1/sessions`.
+    pub request: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Body parsed as JSON; `Null` when it is not JSON.
+    pub body: Value,
+    /// Raw body text.
+    pub text: String,
+}
+
+impl fmt::Display for Resp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.text.clone();
+        if text.len() > 2000 {
+            text.truncate(2000);
+            text.push('…');
+        }
+        write!(f, "{} -> {} {}", self.request, self.status, text)
+    }
+}
+
+impl Resp {
+    /// Asserts the status code.
+    pub fn expect_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "unexpected status: {self}");
+        self
+    }
+
+    /// Asserts a success status and the `{"data": ...}` wrapper; returns `data`.
+    pub fn data(&self, status: u16) -> &Value {
+        self.expect_status(status);
+        let obj = self
+            .body
+            .as_object()
+            .unwrap_or_else(|| panic!("success body is not a JSON object: {self}"));
+        assert!(
+            obj.contains_key("data"),
+            "success body lacks `data`: {self}"
+        );
+        assert!(
+            obj.keys().all(|k| k == "data" || k == "next_cursor"),
+            "success body has keys besides `data`: {self}"
+        );
+        &self.body["data"]
+    }
+
+    /// Asserts an error response: status, `error.code`, a string message, and
+    /// `details` absent or an object. Returns the `error` object.
+    pub fn error(&self, status: u16, code: &str) -> &Value {
+        self.expect_status(status);
+        let err = &self.body["error"];
+        assert!(
+            err.is_object(),
+            "error body lacks an `error` object: {self}"
+        );
+        assert_eq!(err["code"], code, "error code: {self}");
+        assert!(
+            err["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error.message must be a non-empty string: {self}"
+        );
+        assert!(
+            err.get("details").is_none_or(|d| d.is_object()),
+            "error.details must be an object when present: {self}"
+        );
+        err
+    }
+
+    /// Asserts a 400 `VALIDATION_ERROR` naming `field` in `details.field`.
+    pub fn validation(&self, field: &str) -> &Value {
+        let err = self.error(400, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "details.field: {self}");
+        err
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A REST client bound to one server.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    /// A client for `base` (`http://127.0.0.1:PORT`).
+    pub fn new(base: &str) -> Api {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap_or_else(|e| panic!("reqwest client: {e}"));
+        Api {
+            client,
+            base: base.to_string(),
+        }
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send(&self, request: String, rb: reqwest::RequestBuilder) -> Resp {
+        let res = rb
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{request}: transport error: {e}"));
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{request}: reading body: {e}"));
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            request,
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Resp {
+        let url = format!("{}{path}", self.base);
+        self.send(format!("GET {path}"), self.client.get(url)).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        let url = format!("{}{path}", self.base);
+        let mut shown = body.to_string();
+        if shown.len() > 300 {
+            shown.truncate(300);
+            shown.push('…');
+        }
+        self.send(
+            format!("POST {path} {shown}"),
+            self.client.post(url).json(body),
+        )
+        .await
+    }
+
+    /// `POST path` with no body and no content type.
+    pub async fn post_empty(&self, path: &str) -> Resp {
+        let url = format!("{}{path}", self.base);
+        self.send(format!("POST {path} (no body)"), self.client.post(url))
+            .await
+    }
+
+    /// `POST path` with raw bytes and an optional content type.
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Resp {
+        let url = format!("{}{path}", self.base);
+        let mut shown = String::from_utf8_lossy(&body).into_owned();
+        if shown.len() > 120 {
+            let cut = (0..=120)
+                .rev()
+                .find(|&i| shown.is_char_boundary(i))
+                .unwrap_or(0);
+            shown.truncate(cut);
+            shown = format!("{shown}… ({} bytes)", body.len());
+        }
+        let mut rb = self.client.post(url).body(body);
+        if let Some(ct) = content_type {
+            rb = rb.header("content-type", ct);
+        }
+        self.send(format!("POST {path} [{content_type:?}] {shown}"), rb)
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Resp {
+        let url = format!("{}{path}", self.base);
+        self.send(format!("DELETE {path}"), self.client.delete(url))
+            .await
+    }
+
+    /// Creates a session; asserts 201 and a well-formed state.
+    pub async fn create(&self, body: &Value) -> Value {
+        let r = self.post("/v1/sessions", body).await;
+        let state = r.data(201).clone();
+        check_state(&state);
+        state
+    }
+
+    /// `GET /v1/sessions/{id}`; asserts 200 and a well-formed state.
+    pub async fn state(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1/sessions/{id}")).await;
+        let state = r.data(200).clone();
+        check_state(&state);
+        state
+    }
+
+    /// `POST /v1/sessions/{id}/{verb}` with no body (start, pause, resume,
+    /// complete, cancel); asserts 200 and a well-formed state.
+    pub async fn act(&self, id: &str, verb: &str) -> Value {
+        let r = self.post_empty(&format!("/v1/sessions/{id}/{verb}")).await;
+        let state = r.data(200).clone();
+        check_state(&state);
+        state
+    }
+
+    /// Creates and starts a session; returns the state after start.
+    pub async fn create_started(&self, body: &Value) -> Value {
+        let created = self.create(body).await;
+        let id = created["session_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.act(&id, "start").await
+    }
+
+    /// `POST /v1/sessions/{id}/switch` with `body`; asserts 200 and a
+    /// well-formed SwitchResult.
+    pub async fn switch(&self, id: &str, body: &Value) -> Value {
+        let r = self.post(&format!("/v1/sessions/{id}/switch"), body).await;
+        let res = r.data(200).clone();
+        check_switch_result(&res);
+        res
+    }
+}
