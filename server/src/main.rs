@@ -84,8 +84,12 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
     Ok(())
 }
 
-async fn migrate(_database_url: &str) -> Result<(), String> {
-    Err("the audit store is not built into this binary yet".into())
+async fn migrate(database_url: &str) -> Result<(), String> {
+    synckairos::audit::migrate(database_url)
+        .await
+        .map_err(|e| format!("migration failed: {e}"))?;
+    println!("migrations applied");
+    Ok(())
 }
 
 async fn build_engine(cfg: &ServeConfig, metrics: &Metrics) -> Result<Arc<dyn Engine>, String> {
