@@ -1,0 +1,477 @@
+//! Throw-away Redis for tests: a standalone `redis-server`, or a 6-node
+//! Redis Cluster (3 primaries, 3 replicas) formed with
+//! `redis-cli --cluster create`, each on free loopback ports with its own
+//! temp dir; every process is killed and every dir removed on drop.
+//!
+//! Failure drills for the multi-instance suites: kill a node with SIGKILL,
+//! restart it on the same port and data dir, shut a standalone server down
+//! with a save, find which primary owns a key and wait for its replica to
+//! take over.
+
+use anyhow::{Context, Result, bail};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn temp_root(kind: &str) -> Result<PathBuf> {
+    let root = std::env::temp_dir().join(format!(
+        "sk-{kind}-{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&root).with_context(|| format!("mkdir {}", root.display()))?;
+    Ok(root)
+}
+
+/// A loopback port that is free, and (for cluster nodes) whose bus port
+/// `port + 10000` is free too.
+fn free_port(with_bus: bool) -> Result<u16> {
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !with_bus {
+            return Ok(port);
+        }
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port pair found")
+}
+
+/// Runs `redis-cli -p PORT args...` and returns its stdout.
+pub fn cli(port: u16, args: &[&str]) -> Result<String> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("redis-cli (install redis-server / redis-tools)")?;
+    if !out.status.success() {
+        bail!(
+            "redis-cli -p {port} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn answers(port: u16) -> bool {
+    cli(port, &["ping"]).is_ok_and(|s| s.trim() == "PONG")
+}
+
+async fn wait_for(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        if Instant::now() > deadline {
+            bail!("not reached within {within:?}: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(())
+}
+
+/// One `redis-server` process with a fixed port and data dir.
+struct Node {
+    port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Mutex<Option<Child>>,
+}
+
+impl Node {
+    fn spawn(&self) -> Result<()> {
+        let log = std::fs::File::create(self.dir.join("redis.log"))?;
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start redis-server (apt-get install redis-server)")?;
+        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        Ok(())
+    }
+
+    async fn start(&self) -> Result<()> {
+        self.spawn()?;
+        let port = self.port;
+        wait_for(Duration::from_secs(10), "redis-server answers PING", || answers(port))
+            .await
+            .with_context(|| self.log_tail())
+    }
+
+    fn kill(&self) {
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().rev().take(30).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn common_args() -> Vec<String> {
+    // Fast and quiet; persistence only when a test asks for it (SHUTDOWN SAVE).
+    ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// A standalone Redis for one test (or several servers of one test).
+pub struct RedisServer {
+    node: Node,
+    root: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` on a free loopback port.
+    pub async fn start() -> Result<Arc<RedisServer>> {
+        let root = temp_root("redis")?;
+        let node = Node {
+            port: free_port(false)?,
+            dir: root.clone(),
+            args: common_args(),
+            child: Mutex::new(None),
+        };
+        node.start().await?;
+        Ok(Arc::new(RedisServer { node, root }))
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.node.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.node.port)
+    }
+
+    /// Environment that points `synckairos serve` at this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("REDIS_URL".into(), self.url())]
+    }
+
+    /// `redis-cli` against this server.
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
+        cli(self.node.port, args)
+    }
+
+    /// SIGKILL: the server vanishes without saving.
+    pub fn kill(&self) {
+        self.node.kill();
+    }
+
+    /// `SHUTDOWN SAVE`: writes the data to disk, then exits.
+    pub async fn shutdown_save(&self) -> Result<()> {
+        // The connection drops as the server exits: the command "fails".
+        let _ = self.cli(&["shutdown", "save"]);
+        let port = self.node.port;
+        wait_for(Duration::from_secs(10), "redis-server exited", || !answers(port)).await?;
+        self.node.kill();
+        Ok(())
+    }
+
+    /// Starts again on the same port and data dir (loads a saved dump).
+    pub async fn start_again(&self) -> Result<()> {
+        self.node.start().await
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.node.kill();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A 6-node Redis Cluster: 3 primaries with one replica each.
+pub struct RedisCluster {
+    nodes: Vec<Node>,
+    root: PathBuf,
+}
+
+/// One line of `CLUSTER NODES`.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    /// Node id.
+    pub id: String,
+    /// Client port.
+    pub port: u16,
+    /// Whether it is a primary.
+    pub primary: bool,
+    /// Whether it is marked failed.
+    pub failed: bool,
+    /// Slot ranges it serves (primaries).
+    pub slots: Vec<(u16, u16)>,
+}
+
+fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 8 {
+                return None;
+            }
+            let port = f[1].split('@').next()?.rsplit(':').next()?.parse().ok()?;
+            let flags = f[2];
+            let slots = f[8..]
+                .iter()
+                .filter(|s| !s.starts_with('['))
+                .filter_map(|s| match s.split_once('-') {
+                    Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                    None => s.parse().ok().map(|x| (x, x)),
+                })
+                .collect();
+            Some(ClusterNode {
+                id: f[0].to_string(),
+                port,
+                primary: flags.contains("master"),
+                failed: flags.contains("fail") && !flags.contains("fail?"),
+                slots,
+            })
+        })
+        .collect()
+}
+
+impl RedisCluster {
+    /// Starts 6 nodes and forms the cluster; returns once every node
+    /// reports `cluster_state:ok` and every primary has its replica.
+    pub async fn start() -> Result<Arc<RedisCluster>> {
+        let root = temp_root("redis-cluster")?;
+        let mut nodes = Vec::new();
+        let mut used = std::collections::HashSet::new();
+        while nodes.len() < 6 {
+            let port = free_port(true)?;
+            if !used.insert(port) {
+                continue;
+            }
+            let dir = root.join(port.to_string());
+            std::fs::create_dir_all(&dir)?;
+            let mut args = common_args();
+            args.extend(
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    // Failover within ~2 s of a primary dying.
+                    "--cluster-node-timeout",
+                    "1000",
+                    // A replica may always take over, however stale (tests
+                    // kill primaries right after forming the cluster).
+                    "--cluster-replica-validity-factor",
+                    "0",
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            );
+            nodes.push(Node {
+                port,
+                dir,
+                args,
+                child: Mutex::new(None),
+            });
+        }
+        let cluster = RedisCluster { nodes, root };
+        for n in &cluster.nodes {
+            n.start().await?;
+        }
+        let addrs: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .context("redis-cli --cluster create")?;
+        if !out.status.success() {
+            bail!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        cluster.wait_healthy(Duration::from_secs(30)).await?;
+        // Replicas have finished their first sync (a failover drill right
+        // after start then loses nothing).
+        for n in &cluster.nodes {
+            let port = n.port;
+            wait_for(Duration::from_secs(30), "replicas in sync", || {
+                cli(port, &["info", "replication"]).is_ok_and(|s| {
+                    s.contains("role:master") || s.contains("master_link_status:up")
+                })
+            })
+            .await?;
+        }
+        Ok(Arc::new(cluster))
+    }
+
+    /// Client ports of all nodes.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    /// Environment that points `synckairos serve` at this cluster.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        vec![("REDIS_CLUSTER_NODES".into(), seeds.join(","))]
+    }
+
+    fn alive_port(&self) -> Option<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.lock().map(|c| c.is_some()).unwrap_or(false))
+            .map(|n| n.port)
+            .find(|p| answers(*p))
+    }
+
+    /// `CLUSTER NODES` as seen by a live node.
+    pub fn topology(&self) -> Result<Vec<ClusterNode>> {
+        let port = self.alive_port().context("no live cluster node")?;
+        Ok(parse_cluster_nodes(&cli(port, &["cluster", "nodes"])?))
+    }
+
+    /// The primary currently serving `key`'s slot.
+    pub fn primary_for(&self, key: &str) -> Result<ClusterNode> {
+        let port = self.alive_port().context("no live cluster node")?;
+        let slot: u16 = cli(port, &["cluster", "keyslot", key])?.trim().parse()?;
+        self.topology()?
+            .into_iter()
+            .find(|n| n.primary && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .with_context(|| format!("no primary serves slot {slot}"))
+    }
+
+    /// SIGKILL of the node on `port`.
+    pub fn kill(&self, port: u16) {
+        if let Some(n) = self.nodes.iter().find(|n| n.port == port) {
+            n.kill();
+        }
+    }
+
+    /// Restarts a killed node with its data dir (it rejoins from nodes.conf).
+    pub async fn start_again(&self, port: u16) -> Result<()> {
+        match self.nodes.iter().find(|n| n.port == port) {
+            Some(n) => n.start().await,
+            None => bail!("no node on port {port}"),
+        }
+    }
+
+    /// Waits until every live node says `cluster_state:ok` and all 16384
+    /// slots are served by live primaries.
+    pub async fn wait_healthy(&self, within: Duration) -> Result<()> {
+        let live: Vec<u16> = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.lock().map(|c| c.is_some()).unwrap_or(false))
+            .map(|n| n.port)
+            .collect();
+        wait_for(within, "cluster_state:ok on every live node", || {
+            live.iter().all(|p| {
+                cli(*p, &["cluster", "info"]).is_ok_and(|s| s.contains("cluster_state:ok"))
+            }) && self.topology().is_ok_and(|t| {
+                let served: u32 = t
+                    .iter()
+                    .filter(|n| n.primary && !n.failed && live.contains(&n.port))
+                    .flat_map(|n| n.slots.iter().map(|(a, b)| u32::from(b - a) + 1))
+                    .sum();
+                served == 16384
+            })
+        })
+        .await
+        .with_context(|| {
+            self.nodes
+                .iter()
+                .map(|n| format!("--- node {} ---\n{}", n.port, n.log_tail()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    /// The temp dir holding every node's data and log.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &self.nodes {
+            n.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cluster_nodes() {
+        let text = "\
+07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@40004 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
+292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@40003 master,fail - 0 1426238318243 3 connected 10923-16383 [93-<-292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f]
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 7000
+";
+        let n = parse_cluster_nodes(text);
+        assert_eq!(n.len(), 4);
+        assert!(!n[0].primary && n[0].port == 30004);
+        assert_eq!(n[1].slots, vec![(5461, 10922)]);
+        assert!(n[2].failed && n[2].slots == vec![(10923, 16383)]);
+        assert_eq!(n[3].slots, vec![(0, 5460), (7000, 7000)]);
+    }
+
+    #[tokio::test]
+    async fn standalone_starts_restarts_and_cleans_up() {
+        let r = RedisServer::start().await.unwrap();
+        r.cli(&["set", "k", "v"]).unwrap();
+        r.shutdown_save().await.unwrap();
+        assert!(!answers(r.port()));
+        r.start_again().await.unwrap();
+        assert_eq!(r.cli(&["get", "k"]).unwrap().trim(), "v");
+        let root = r.root.clone();
+        drop(r);
+        assert!(!root.exists());
+    }
+
+    #[tokio::test]
+    async fn cluster_forms_and_a_replica_takes_over() {
+        let c = RedisCluster::start().await.unwrap();
+        let topo = c.topology().unwrap();
+        assert_eq!(topo.iter().filter(|n| n.primary).count(), 3);
+        assert_eq!(topo.len(), 6);
+        let victim = c.primary_for("sk:{b7}:d").unwrap();
+        c.kill(victim.port);
+        c.wait_healthy(Duration::from_secs(30)).await.unwrap();
+        let now = c.primary_for("sk:{b7}:d").unwrap();
+        assert_ne!(now.port, victim.port);
+    }
+}
