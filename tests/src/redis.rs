@@ -107,9 +107,11 @@ impl Node {
     async fn start(&self) -> Result<()> {
         self.spawn()?;
         let port = self.port;
-        wait_for(Duration::from_secs(10), "redis-server answers PING", || answers(port))
-            .await
-            .with_context(|| self.log_tail())
+        wait_for(Duration::from_secs(10), "redis-server answers PING", || {
+            answers(port)
+        })
+        .await
+        .with_context(|| self.log_tail())
     }
 
     fn kill(&self) {
@@ -184,7 +186,10 @@ impl RedisServer {
         // The connection drops as the server exits: the command "fails".
         let _ = self.cli(&["shutdown", "save"]);
         let port = self.node.port;
-        wait_for(Duration::from_secs(10), "redis-server exited", || !answers(port)).await?;
+        wait_for(Duration::from_secs(10), "redis-server exited", || {
+            !answers(port)
+        })
+        .await?;
         self.node.kill();
         Ok(())
     }
@@ -320,9 +325,8 @@ impl RedisCluster {
         for n in &cluster.nodes {
             let port = n.port;
             wait_for(Duration::from_secs(30), "replicas in sync", || {
-                cli(port, &["info", "replication"]).is_ok_and(|s| {
-                    s.contains("role:master") || s.contains("master_link_status:up")
-                })
+                cli(port, &["info", "replication"])
+                    .is_ok_and(|s| s.contains("role:master") || s.contains("master_link_status:up"))
             })
             .await?;
         }
@@ -364,7 +368,9 @@ impl RedisCluster {
         let slot: u16 = cli(port, &["cluster", "keyslot", key])?.trim().parse()?;
         self.topology()?
             .into_iter()
-            .find(|n| n.primary && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .find(|n| {
+                n.primary && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+            })
             .with_context(|| format!("no primary serves slot {slot}"))
     }
 
