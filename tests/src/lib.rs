@@ -8,6 +8,7 @@
 //! - [`ws`]: a WebSocket client that awaits messages and close frames.
 //! - [`checks`]: contract shape checks applied to every state seen.
 //! - [`fixtures`]: request bodies and the `wait_until` poll helper.
+//! - [`redis`]: throw-away standalone Redis and 6-node Redis Cluster processes.
 //!
 //! Suites are written once as `async fn name(backend: Backend)` and
 //! instantiated per backend by [`backend_suite!`].
@@ -17,6 +18,7 @@ pub mod checks;
 pub mod fixtures;
 pub mod http;
 pub mod postgres;
+pub mod redis;
 pub mod server;
 pub mod ws;
 
