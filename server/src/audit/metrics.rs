@@ -22,7 +22,8 @@ pub struct AuditMetrics {
     pub duplicates: IntCounter,
     /// Failed write attempts (each is retried).
     pub failures: IntCounter,
-    /// Events the memory engine could not enqueue because the queue was full.
+    /// Events lost before they were written: the memory queue was full, or an
+    /// outbox entry was trimmed before it was acknowledged.
     pub dropped: IntCounter,
     /// Outbox entries taken over from consumers that stopped (XAUTOCLAIM).
     pub claimed: IntCounter,
@@ -77,7 +78,7 @@ impl AuditMetrics {
             )?,
             dropped: IntCounter::new(
                 "synckairos_audit_dropped_total",
-                "Audit events the memory engine dropped because its queue was full",
+                "Audit events lost before they were written (memory queue full, outbox entry trimmed)",
             )?,
             claimed: IntCounter::new(
                 "synckairos_audit_claimed_total",

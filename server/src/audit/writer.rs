@@ -29,6 +29,9 @@ pub(crate) struct Progress {
     pub(crate) waiting: AtomicU64,
     /// Commit time (ms) of the oldest event in hand; 0 when none.
     pub(crate) oldest_ms: AtomicI64,
+    /// Commit time (ms) of the oldest event still waiting in the source, last
+    /// measured (outbox streams); 0 when none or unknown.
+    pub(crate) source_oldest_ms: AtomicI64,
     /// Whether the last write attempt succeeded.
     pub(crate) db_ok: AtomicBool,
     /// Whether the backlog is currently over the bound.
@@ -47,13 +50,7 @@ impl AuditHandle {
     /// Events committed by the engine but not yet in PostgreSQL (for `/ready`
     /// and the backlog gauge).
     pub fn backlog(&self) -> u64 {
-        let queued = self
-            .queue
-            .as_ref()
-            .and_then(|w| w.upgrade())
-            .map(|tx| (tx.max_capacity() - tx.capacity()) as u64)
-            .unwrap_or_else(|| self.progress.waiting.load(Ordering::Relaxed));
-        queued + self.progress.in_hand.load(Ordering::Relaxed)
+        backlog_of(&self.progress, self.queue.as_ref())
     }
 
     /// Age of the oldest event not yet written (zero when caught up).
@@ -69,7 +66,9 @@ impl AuditHandle {
 
     /// Stops taking new work and waits up to `grace` for the batch in hand
     /// (and, for the memory queue, everything already queued) to be written.
-    /// Returns the number of events left unwritten (0 on a clean stop).
+    /// Returns the number of events this consumer leaves unwritten (0 on a
+    /// clean stop): for the memory queue they are lost; for the outbox they
+    /// stay pending in Redis for another consumer.
     pub async fn shutdown(&self, grace: Duration) -> u64 {
         self.cancel.cancel();
         let task = self.task.lock().take();
@@ -78,23 +77,59 @@ impl AuditHandle {
         {
             t.abort();
         }
-        let left = self.backlog();
-        if left > 0 {
-            tracing::error!(
-                unwritten = left,
-                "audit consumer stopped with events not written"
-            );
+        if self.queue.is_some() {
+            let left = self.backlog();
+            if left > 0 {
+                tracing::error!(
+                    unwritten = left,
+                    "audit queue stopped with events not written: they are lost"
+                );
+            }
+            left
+        } else {
+            // Outbox entries stay in Redis: what this consumer held stays
+            // pending and another instance claims it.
+            let left = self.progress.in_hand.load(Ordering::Relaxed);
+            if left > 0 {
+                tracing::warn!(
+                    pending = left,
+                    "audit outbox consumer stopped mid-batch; another instance will claim its entries"
+                );
+            }
+            left
         }
-        left
+    }
+}
+
+/// Unwritten events: the memory queue's length plus the batch in hand, or,
+/// for outbox streams (which keep in-hand entries until they are acked and
+/// deleted), the measured stream lengths.
+fn backlog_of(p: &Progress, queue: Option<&mpsc::WeakSender<AuditEvent>>) -> u64 {
+    let in_hand = p.in_hand.load(Ordering::Relaxed);
+    match queue {
+        Some(w) => {
+            let queued = w
+                .upgrade()
+                .map(|tx| (tx.max_capacity() - tx.capacity()) as u64)
+                .unwrap_or(0);
+            queued + in_hand
+        }
+        None => p.waiting.load(Ordering::Relaxed).max(in_hand),
     }
 }
 
 fn lag_of(p: &Progress) -> Duration {
-    let oldest = p.oldest_ms.load(Ordering::Relaxed);
-    if oldest == 0 {
-        return Duration::ZERO;
+    let oldest = [
+        p.oldest_ms.load(Ordering::Relaxed),
+        p.source_oldest_ms.load(Ordering::Relaxed),
+    ]
+    .into_iter()
+    .filter(|ms| *ms > 0)
+    .min();
+    match oldest {
+        Some(ms) => Duration::from_millis((now_ms() - ms).max(0) as u64),
+        None => Duration::ZERO,
     }
-    Duration::from_millis((now_ms() - oldest).max(0) as u64)
 }
 
 /// Starts the consumer of the memory engine's bounded in-process queue.
@@ -131,7 +166,7 @@ pub fn start_memory_writer_with(
         cfg,
         metrics,
         progress: Arc::clone(&progress),
-        queue: weak.clone(),
+        queue: Some(weak.clone()),
         last_loud: Mutex::new(None),
     };
     let task = tokio::spawn(writer.run_memory(rx, cancel.clone()));
@@ -153,7 +188,7 @@ pub(crate) struct Writer {
     pub(crate) cfg: AuditConfig,
     pub(crate) metrics: AuditMetrics,
     pub(crate) progress: Arc<Progress>,
-    pub(crate) queue: mpsc::WeakSender<AuditEvent>,
+    pub(crate) queue: Option<mpsc::WeakSender<AuditEvent>>,
     pub(crate) last_loud: Mutex<Option<Instant>>,
 }
 
@@ -203,7 +238,7 @@ impl Writer {
         self.progress.oldest_ms.store(oldest, Ordering::Relaxed);
     }
 
-    fn release(&self) {
+    pub(crate) fn release(&self) {
         self.progress.in_hand.store(0, Ordering::Relaxed);
         self.progress.oldest_ms.store(0, Ordering::Relaxed);
         self.observe_backlog();
@@ -307,12 +342,7 @@ impl Writer {
 
     /// Updates the backlog gauges and is loud when the bound is crossed.
     pub(crate) fn observe_backlog(&self) {
-        let queued = self
-            .queue
-            .upgrade()
-            .map(|tx| (tx.max_capacity() - tx.capacity()) as u64)
-            .unwrap_or_else(|| self.progress.waiting.load(Ordering::Relaxed));
-        let backlog = queued + self.progress.in_hand.load(Ordering::Relaxed);
+        let backlog = backlog_of(&self.progress, self.queue.as_ref());
         self.metrics.backlog.set(backlog as i64);
         self.metrics
             .lag_seconds

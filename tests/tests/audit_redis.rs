@@ -1,0 +1,379 @@
+//! The audit trail fed by the Redis engine's outbox streams, against a real
+//! redis-server and a real ephemeral PostgreSQL: every change once in version
+//! order, a consumer that dies with entries pending, and a PostgreSQL outage
+//! while switches continue.
+
+use serde_json::json;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use synckairos::audit::outbox::{OutboxConfig, start_outbox_consumer};
+use synckairos::audit::store::AuditStore;
+use synckairos::audit::{self, AuditConfig, AuditHandle, AuditMetrics};
+use synckairos::domain::{Command as Cmd, CreateSpec, SwitchArgs};
+use synckairos::engine::redis::{RedisConfig, RedisEngine, connect, keys};
+use synckairos::metrics::Metrics;
+use synckairos::service::{Service, ServiceConfig};
+use synckairos_tests::postgres::Postgres;
+use uuid::Uuid;
+
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn start_redis() -> Redis {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("sk-audit-redis-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("redis dir");
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (apt-get install redis-server)");
+    let redis = Redis { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    redis
+}
+
+async fn start_pg() -> Postgres {
+    tokio::task::spawn_blocking(Postgres::start)
+        .await
+        .expect("join")
+        .expect("ephemeral postgres")
+}
+
+async fn wait_until<F, Fut>(within: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "not reached within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn engine(redis: &Redis) -> Arc<RedisEngine> {
+    let cfg = RedisConfig {
+        url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+        audit: true,
+        ..RedisConfig::default()
+    };
+    connect(cfg, &Metrics::new()).await.expect("redis engine")
+}
+
+fn service(engine: Arc<RedisEngine>) -> Arc<Service> {
+    Service::new(engine, Arc::new(Metrics::new()), ServiceConfig::default())
+}
+
+fn consumer(
+    engine: &RedisEngine,
+    url: &str,
+    outbox: OutboxConfig,
+    metrics: AuditMetrics,
+) -> AuditHandle {
+    let mut cfg = AuditConfig::new(url);
+    cfg.retry_max = Duration::from_millis(500);
+    cfg.connect_timeout = Duration::from_millis(500);
+    start_outbox_consumer(engine.client().clone(), cfg, outbox, metrics).expect("consumer")
+}
+
+fn spec(id: Uuid) -> CreateSpec {
+    CreateSpec::from_json(&json!({
+        "session_id": id.to_string(),
+        "sync_mode": "per_participant",
+        "total_time_ms": 600_000,
+        "participants": [
+            {"participant_id": "white", "participant_index": 0},
+            {"participant_id": "black", "participant_index": 1}
+        ]
+    }))
+    .expect("valid spec")
+}
+
+fn switch() -> Cmd {
+    Cmd::Switch(SwitchArgs::default())
+}
+
+fn count(pg: &Postgres, sql: &str) -> u64 {
+    pg.psql("postgres", sql)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every (session, version) exactly once, versions 1..=n without gaps.
+fn assert_exactly_once(pg: &Postgres, commits: u64) {
+    let check = pg
+        .psql(
+            "postgres",
+            "SELECT count(*), count(DISTINCT (session_id, version)), bool_and(n = maxv) FROM (
+               SELECT session_id, version, count(*) OVER (PARTITION BY session_id) AS n,
+                      max(version) OVER (PARTITION BY session_id) AS maxv FROM sync_events) s",
+        )
+        .expect("check");
+    assert_eq!(check.trim(), format!("{commits}|{commits}|t"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outbox_every_change_once_in_version_order() {
+    let (redis, pg) = (start_redis().await, start_pg().await);
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let engine = engine(&redis).await;
+    let metrics = AuditMetrics::unregistered().expect("metrics");
+    let handle = consumer(
+        &engine,
+        &url,
+        OutboxConfig::new(keys::outbox_keys()),
+        metrics,
+    );
+    let svc = service(engine);
+
+    let id = Uuid::new_v4();
+    svc.create(spec(id)).await.expect("create");
+    svc.command(id, Cmd::Start).await.expect("start");
+    for _ in 0..4 {
+        svc.command(id, switch()).await.expect("switch");
+    }
+    svc.command(id, Cmd::Pause).await.expect("pause");
+    svc.command(id, Cmd::Resume).await.expect("resume");
+    svc.command(id, Cmd::Cancel).await.expect("cancel");
+    assert!(svc.delete(id).await.expect("delete"));
+
+    let expected = [
+        "1|session_created",
+        "2|session_started",
+        "3|cycle_switched",
+        "4|cycle_switched",
+        "5|cycle_switched",
+        "6|cycle_switched",
+        "7|session_paused",
+        "8|session_resumed",
+        "9|session_cancelled",
+        "0|session_deleted",
+    ];
+    wait_until(Duration::from_secs(20), "10 audit rows", || {
+        let pg = &pg;
+        async move { count(pg, "SELECT count(*) FROM sync_events") == 10 }
+    })
+    .await;
+    let store = AuditStore::connect_lazy(&AuditConfig::new(&url)).expect("pool");
+    let page = store.history(id, None, 100).await.expect("history");
+    let got: Vec<String> = page
+        .data
+        .iter()
+        .map(|r| format!("{}|{}", r.version, r.event_type))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(page.next_cursor, None);
+    let status = pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT final_status, last_version FROM sync_sessions WHERE session_id = '{id}'"
+            ),
+        )
+        .expect("session row");
+    assert_eq!(status.trim(), "cancelled|9");
+    // Acknowledged entries are deleted: the streams hold only unwritten events.
+    wait_until(Duration::from_secs(5), "backlog measured as 0", || {
+        let h = &handle;
+        async move { h.backlog() == 0 }
+    })
+    .await;
+    assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
+    let (redis, pg) = (start_redis().await, start_pg().await);
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let engine = engine(&redis).await;
+    let svc = service(Arc::clone(&engine));
+
+    // Consumer A reads entries but can never write them (its PostgreSQL
+    // does not exist), so they stay pending under its name; then it dies.
+    let dead_url = format!("postgres://postgres@127.0.0.1:{}/postgres", free_port());
+    let a_metrics = AuditMetrics::unregistered().expect("metrics");
+    let a = consumer(
+        &engine,
+        &dead_url,
+        OutboxConfig::new(keys::outbox_keys()),
+        a_metrics.clone(),
+    );
+    let sessions: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    let mut commits = 0u64;
+    for id in &sessions {
+        svc.create(spec(*id)).await.expect("create");
+        svc.command(*id, Cmd::Start).await.expect("start");
+        for _ in 0..5 {
+            svc.command(*id, switch()).await.expect("switch");
+        }
+        commits += 7;
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "consumer A took entries and failed to write",
+        || {
+            let m = &a_metrics;
+            async move { m.failures.get() > 0 }
+        },
+    )
+    .await;
+    a.shutdown(Duration::from_millis(100)).await;
+    drop(a);
+
+    // Consumer B (another instance) claims what A left pending.
+    let mut outbox = OutboxConfig::new(keys::outbox_keys());
+    outbox.claim_idle = Duration::from_millis(500);
+    outbox.claim_interval = Duration::from_millis(250);
+    let b_metrics = AuditMetrics::unregistered().expect("metrics");
+    let b = consumer(&engine, &url, outbox, b_metrics.clone());
+    wait_until(Duration::from_secs(30), "every commit written by B", || {
+        let pg = &pg;
+        async move { count(pg, "SELECT count(*) FROM sync_events") == commits }
+    })
+    .await;
+    assert!(b_metrics.claimed.get() > 0, "B claimed A's pending entries");
+    assert_exactly_once(&pg, commits);
+    assert_eq!(b.shutdown(Duration::from_secs(5)).await, 0);
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn switch_for(
+    svc: &Arc<Service>,
+    sessions: &[Uuid],
+    rate: u64,
+    dur: Duration,
+) -> Vec<Duration> {
+    let mut lat = Vec::new();
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let per_tick = (rate / 100).max(1);
+    let mut i = 0usize;
+    while started.elapsed() < dur {
+        tick.tick().await;
+        for _ in 0..per_tick {
+            let t = Instant::now();
+            svc.command(sessions[i % sessions.len()], switch())
+                .await
+                .expect("switch");
+            lat.push(t.elapsed());
+            i += 1;
+        }
+    }
+    lat
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_with_redis_loses_nothing_and_switches_stay_fast() {
+    let (redis, pg) = (start_redis().await, start_pg().await);
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let engine = engine(&redis).await;
+    let metrics = AuditMetrics::unregistered().expect("metrics");
+    let handle = consumer(
+        &engine,
+        &url,
+        OutboxConfig::new(keys::outbox_keys()),
+        metrics.clone(),
+    );
+    let svc = service(engine);
+
+    let sessions: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    for id in &sessions {
+        svc.create(spec(*id)).await.expect("create");
+        svc.command(*id, Cmd::Start).await.expect("start");
+    }
+    let mut commits = 2 * sessions.len() as u64;
+    let mut before = switch_for(&svc, &sessions, 500, Duration::from_secs(1)).await;
+    commits += before.len() as u64;
+
+    tokio::task::block_in_place(|| pg.stop()).expect("stop postgres");
+    let outage = Instant::now();
+    let mut during = switch_for(&svc, &sessions, 500, Duration::from_secs(4)).await;
+    commits += during.len() as u64;
+    wait_until(Duration::from_secs(5), "backlog visible", || {
+        let h = &handle;
+        async move { h.backlog() > 0 }
+    })
+    .await;
+    let backlog = handle.backlog();
+    assert!(metrics.failures.get() > 0, "the outage was noticed");
+    tokio::task::block_in_place(|| pg.start_again()).expect("restart postgres");
+    let down = outage.elapsed();
+    let after = switch_for(&svc, &sessions, 500, Duration::from_secs(1)).await;
+    commits += after.len() as u64;
+
+    let back = Instant::now();
+    wait_until(Duration::from_secs(60), "every commit written", || {
+        let pg = &pg;
+        async move { count(pg, "SELECT count(*) FROM sync_events") == commits }
+    })
+    .await;
+    let catch_up = back.elapsed();
+    assert_exactly_once(&pg, commits);
+    assert_eq!(metrics.dropped.get(), 0);
+    before.sort();
+    during.sort();
+    println!(
+        "audit outage (redis): postgres down {:.1}s, {commits} commits, backlog {backlog}, caught up {:.2}s \
+         after restart; switch p50/p99 before {:?}/{:?}, during outage {:?}/{:?}",
+        down.as_secs_f64(),
+        catch_up.as_secs_f64(),
+        percentile(&before, 0.5),
+        percentile(&before, 0.99),
+        percentile(&during, 0.5),
+        percentile(&during, 0.99),
+    );
+    assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
+}
