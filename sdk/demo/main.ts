@@ -21,7 +21,7 @@ const NAMES: Record<Pid, string> = { white: 'White', black: 'Black' };
 /** Measurements the browser tests read; harmless for users. */
 interface DemoProbe {
   /** The last painted frame: local epoch ms of the frame and the values shown. */
-  frame: { at: number; remaining: Record<string, number>; active: string | null; version: number } | null;
+  frame: { at: number; remaining: Record<string, number>; active: string | null; version: number; status: string; deadline: number | null } | null;
   /** Local epoch ms of the first frame that painted each new active player. */
   activeShownAt: Array<{ pid: string | null; at: number; version: number }>;
   /** Local epoch ms of the last Space / switch press. */
@@ -200,6 +200,7 @@ function showGame(sessionId: string): void {
   });
 
   const texts = new Map<string, string>();
+  const looks = new Map<string, string>();
   const frame = (ts: number) => {
     const s = sub.state;
     const at = performance.timeOrigin + ts;
@@ -215,13 +216,18 @@ function showGame(sessionId: string): void {
           texts.set(pid, text);
           $(`time-${pid}`).textContent = text;
         }
-        const face = $(`clock-${pid}`);
         const active = s.status === 'running' && s.active_participant_id === pid && !isFlagged;
-        face.classList.toggle('active', active);
-        face.classList.toggle('flagged', isFlagged);
-        face.setAttribute('aria-pressed', String(active));
-        face.setAttribute('aria-label', `${NAMES[pid]}: ${text}${isFlagged ? ', flag fell' : active ? ', to move' : ''}`);
-        $(`flag-${pid}`).hidden = !isFlagged;
+        const look = `${active}|${isFlagged}|${text}`;
+        if (looks.get(pid) !== look) {
+          // Touch the DOM only when something visible changed, not every frame.
+          looks.set(pid, look);
+          const face = $(`clock-${pid}`);
+          face.classList.toggle('active', active);
+          face.classList.toggle('flagged', isFlagged);
+          face.setAttribute('aria-pressed', String(active));
+          face.setAttribute('aria-label', `${NAMES[pid]}: ${text}${isFlagged ? ', flag fell' : active ? ', to move' : ''}`);
+          $(`flag-${pid}`).hidden = !isFlagged;
+        }
         if (isFlagged && probe.flagShownAt === null) probe.flagShownAt = at;
       }
       const activeNow = s.status === 'running' ? s.active_participant_id : null;
@@ -230,7 +236,7 @@ function showGame(sessionId: string): void {
         probe.activeShownAt.push({ pid: activeNow, at, version: s.version });
         if (probe.activeShownAt.length > 100) probe.activeShownAt.shift();
       }
-      probe.frame = { at, remaining, active: activeNow, version: s.version };
+      probe.frame = { at, remaining, active: activeNow, version: s.version, status: s.status, deadline: s.deadline_ms ?? null };
       const terminal = s.status === 'expired' || s.status === 'completed' || s.status === 'cancelled';
       $('start').hidden = s.status !== 'pending';
       $('switch').hidden = s.status !== 'running';

@@ -8,7 +8,8 @@
  * The error of one sample is (down − up)/2, half the asymmetry of the two
  * one-way delays, so it is zero on symmetric paths and never exceeds rtt/2.
  * We keep a window of recent samples, take the lowest-RTT ones (least
- * queueing noise) and use the median of their offsets. The reported
+ * queueing noise; at most `bestOf`, and only those within 2×+1 ms of the
+ * best round trip) and use the median of their offsets. The reported
  * uncertainty is the largest rtt/2 among them: a hard bound on the error
  * whatever the asymmetry, as long as the clocks do not drift within the window.
  */
@@ -97,7 +98,11 @@ export class ClockEstimator {
   estimate(): ClockEstimate | null {
     if (this.cached) return this.cached;
     if (this.samples.length === 0) return null;
-    const best = [...this.samples].sort((a, b) => a.rtt - b.rtt || b.at - a.at).slice(0, this.bestOf);
+    const sorted = [...this.samples].sort((a, b) => a.rtt - b.rtt || b.at - a.at);
+    const floor = sorted[0]!.rtt;
+    // Of the lowest-RTT samples, keep those near the best one: a sample that
+    // waited in a queue has a wide error bound and adds nothing but noise.
+    const best = sorted.slice(0, this.bestOf).filter((x) => x.rtt <= floor * 2 + 1);
     this.cached = {
       offsetMs: median(best.map((x) => x.offset)),
       uncertaintyMs: Math.max(...best.map((x) => x.rtt)) / 2,

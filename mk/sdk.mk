@@ -1,0 +1,55 @@
+# TypeScript SDK (sdk/), its demo page (built into server/assets/demo/) and their tests.
+#   make sdk-deps    npm ci in sdk/ and Debian's chromium + chromium-driver when missing (part of PREREQS)
+#   make test-sdk    typecheck, unit, demo-freshness, integration and browser tests (part of `make test`)
+#   make demo        rebuild server/assets/demo/ from sdk/demo/ (commit the result: the binary embeds it)
+SDK_DIR := sdk
+
+PREREQS += sdk-deps
+EXTRA_TESTS += test-sdk
+
+.PHONY: sdk-deps sdk-chromium test-sdk test-sdk-unit test-sdk-integration test-sdk-browser demo demo-check
+
+# npm ci only when the lock changed; node_modules/.package-lock.json is npm's own marker.
+$(SDK_DIR)/node_modules/.package-lock.json: $(SDK_DIR)/package.json $(SDK_DIR)/package-lock.json
+	cd $(SDK_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+sdk-chromium:
+	@if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then \
+	  echo "installing chromium + chromium-driver from apt"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+sdk-deps: $(SDK_DIR)/node_modules/.package-lock.json sdk-chromium
+
+## test-sdk: every SDK suite; fails on the first red one
+test-sdk: sdk-deps
+	cd $(SDK_DIR) && npm run --silent typecheck
+	$(MAKE) demo-check test-sdk-unit test-sdk-integration test-sdk-browser
+
+test-sdk-unit: $(SDK_DIR)/node_modules/.package-lock.json
+	cd $(SDK_DIR) && npm run --silent test:unit
+
+# The integration and browser suites start $(SYNCKAIROS_BIN) themselves; build it when it is missing.
+SDK_NEED_BIN = @test -x "$(SYNCKAIROS_BIN)" || $(CARGO) build -p synckairos --bin synckairos
+
+test-sdk-integration: $(SDK_DIR)/node_modules/.package-lock.json
+	$(SDK_NEED_BIN)
+	cd $(SDK_DIR) && SYNCKAIROS_BIN=$(SYNCKAIROS_BIN) npm run --silent test:integration
+
+test-sdk-browser: sdk-deps
+	$(SDK_NEED_BIN)
+	mkdir -p .artifacts
+	cd $(SDK_DIR) && SYNCKAIROS_BIN=$(SYNCKAIROS_BIN) ARTIFACTS_DIR=$(CURDIR)/.artifacts npm run --silent test:browser
+
+## demo: rebuild the demo page the server embeds (server/assets/demo/) from sdk/demo/
+demo: $(SDK_DIR)/node_modules/.package-lock.json
+	cd $(SDK_DIR) && node scripts/build.mjs --demo --out $(CURDIR)/server/assets/demo
+
+# Fails when the committed server/assets/demo/ is not what `make demo` would produce now.
+demo-check: $(SDK_DIR)/node_modules/.package-lock.json
+	rm -rf $(SDK_DIR)/.build/demo-check
+	cd $(SDK_DIR) && node scripts/build.mjs --demo --out $(CURDIR)/$(SDK_DIR)/.build/demo-check
+	@diff -r $(SDK_DIR)/.build/demo-check server/assets/demo || { \
+	  echo "server/assets/demo is stale: run 'make demo' and commit it"; exit 1; }
