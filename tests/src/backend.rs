@@ -16,6 +16,11 @@ use std::sync::Arc;
 pub enum Backend {
     /// The embedded memory engine: no environment, no external process.
     Memory,
+    /// Standalone Redis (`REDIS_URL`), one server shared by the test binary.
+    Redis,
+    /// A 6-node Redis Cluster (`REDIS_CLUSTER_NODES`, 3 primaries + 3
+    /// replicas), one cluster shared by the test binary.
+    Cluster,
 }
 
 /// What a provisioned backend hands to the server processes that use it.
@@ -36,6 +41,8 @@ impl Backend {
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Memory => "memory",
+            Backend::Redis => "redis",
+            Backend::Cluster => "cluster",
         }
     }
 
@@ -43,6 +50,20 @@ impl Backend {
     pub async fn provision(&self) -> anyhow::Result<Provisioned> {
         match self {
             Backend::Memory => Ok(Provisioned::default()),
+            Backend::Redis => {
+                let r = crate::redis::shared_server().await?;
+                Ok(Provisioned {
+                    env: r.env(),
+                    guard: Some(r),
+                })
+            }
+            Backend::Cluster => {
+                let c = crate::redis::shared_cluster().await?;
+                Ok(Provisioned {
+                    env: c.env(),
+                    guard: Some(c),
+                })
+            }
         }
     }
 
@@ -50,7 +71,7 @@ impl Backend {
     /// (`GET /v1/sessions/{id}/events` answers 200 rather than 503).
     pub fn has_audit(&self) -> bool {
         match self {
-            Backend::Memory => false,
+            Backend::Memory | Backend::Redis | Backend::Cluster => false,
         }
     }
 }

@@ -31,8 +31,8 @@ pub use http::{Api, Resp};
 pub use server::{ServerBuilder, TestServer};
 pub use ws::{WS_WAIT, WsClient, WsEvent};
 
-/// Instantiates every listed test once per backend, as `memory::name`
-/// (later also `redis::name`, `cluster::name`).
+/// Instantiates every listed test once per backend, as `memory::name`,
+/// `redis::name` (standalone Redis) and `cluster::name` (6-node Redis Cluster).
 ///
 /// ```ignore
 /// backend_suite! {
@@ -48,6 +48,8 @@ pub use ws::{WS_WAIT, WsClient, WsEvent};
 macro_rules! backend_suite {
     ($($tests:tt)*) => {
         $crate::__backend_mod!(memory, $crate::Backend::Memory, $($tests)*);
+        $crate::__backend_mod!(redis, $crate::Backend::Redis, $($tests)*);
+        $crate::__backend_mod!(cluster, $crate::Backend::Cluster, $($tests)*);
     };
 }
 

@@ -435,6 +435,77 @@ impl Drop for RedisCluster {
     }
 }
 
+/// One standalone Redis shared by every test of this test binary that
+/// asks for it (the black-box suites: sessions have random ids, so tests do
+/// not see each other). Stopped when the test binary exits.
+pub async fn shared_server() -> Result<Arc<RedisServer>> {
+    static SHARED: tokio::sync::OnceCell<Arc<RedisServer>> = tokio::sync::OnceCell::const_new();
+    let r = SHARED
+        .get_or_try_init(|| async {
+            let r = RedisServer::start().await?;
+            at_exit(Arc::clone(&r) as Arc<dyn Stop>);
+            Ok::<_, anyhow::Error>(r)
+        })
+        .await?;
+    Ok(Arc::clone(r))
+}
+
+/// One 6-node cluster shared like [`shared_server`] (forming a cluster
+/// costs seconds of both cores; the suites need no cluster of their own).
+pub async fn shared_cluster() -> Result<Arc<RedisCluster>> {
+    static SHARED: tokio::sync::OnceCell<Arc<RedisCluster>> = tokio::sync::OnceCell::const_new();
+    let c = SHARED
+        .get_or_try_init(|| async {
+            let c = RedisCluster::start().await?;
+            at_exit(Arc::clone(&c) as Arc<dyn Stop>);
+            Ok::<_, anyhow::Error>(c)
+        })
+        .await?;
+    Ok(Arc::clone(c))
+}
+
+/// Something to stop when the process exits (statics are never dropped).
+trait Stop: Send + Sync {
+    fn stop(&self);
+}
+
+impl Stop for RedisServer {
+    fn stop(&self) {
+        self.node.kill();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl Stop for RedisCluster {
+    fn stop(&self) {
+        for n in &self.nodes {
+            n.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+static AT_EXIT: Mutex<Vec<Arc<dyn Stop>>> = Mutex::new(Vec::new());
+
+extern "C" fn stop_all() {
+    let all = std::mem::take(&mut *AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()));
+    for s in all {
+        s.stop();
+    }
+}
+
+fn at_exit(s: Arc<dyn Stop>) {
+    let mut all = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+    if all.is_empty() {
+        // SAFETY: registers a plain `extern "C" fn` with no arguments; it
+        // only kills our own child processes and removes our temp dirs.
+        unsafe {
+            libc::atexit(stop_all);
+        }
+    }
+    all.push(s);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
