@@ -2,6 +2,7 @@
 //! OpenAPI document generated from the handlers' annotations.
 
 pub mod body;
+pub mod demo;
 pub mod error;
 pub mod sessions;
 pub mod system;
@@ -136,6 +137,7 @@ pub fn router(app: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
         .route("/ws", get(ws::upgrade))
+        .merge(demo::routes())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
