@@ -15,7 +15,7 @@ export SYNCKAIROS_BIN ?= $(TARGET_DIR)/debug/synckairos
 
 ## run: the service on http://localhost:$(PORT), memory engine, no external services
 run:
-	$(CARGO) run --release -p synckairos --bin synckairos -- serve --port $(PORT)
+	$(CARGO) run --release -p synckairos --bin synckairos -- serve --port $(PORT) --bind 127.0.0.1
 
 ## test: every test suite (Rust unit + black-box, plus the suites in mk/*.mk)
 test: $(PREREQS)
