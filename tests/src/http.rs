@@ -186,6 +186,91 @@ impl Api {
             .await
     }
 
+    /// `POST path` over a raw TCP connection, writing `body` while reading
+    /// the response concurrently. For oversized bodies: a server may answer
+    /// 413 and close before reading everything, and a client that only reads
+    /// after writing (reqwest) would then see a broken pipe instead of the
+    /// answer. Returns status and body text (`Connection: close` is sent).
+    pub async fn post_raw_streaming(&self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://").to_string();
+        let request = format!(
+            "POST {path} [{content_type}] ({} bytes, streamed)",
+            body.len()
+        );
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .unwrap_or_else(|e| panic!("{request}: connect: {e}"));
+        let (mut rd, mut wr) = stream.into_split();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let writer = tokio::spawn(async move {
+            if wr.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            for chunk in body.chunks(16 * 1024) {
+                if wr.write_all(chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.flush().await;
+        });
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let read = tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => raw.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        writer.abort();
+        assert!(read.is_ok(), "{request}: no end of response within 15 s");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body_text) = text.split_once("\r\n\r\n").unwrap_or_else(|| {
+            panic!(
+                "{request}: no complete HTTP response (got {} bytes: {text:?})",
+                raw.len()
+            )
+        });
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("{request}: bad status line in {head:?}"));
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body_text = if chunked {
+            dechunk(body_text)
+        } else {
+            body_text.to_string()
+        };
+        let mut headers = HeaderMap::new();
+        for line in head.lines().skip(1) {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            if let (Ok(k), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()),
+                reqwest::header::HeaderValue::from_str(v.trim()),
+            ) {
+                headers.append(k, v);
+            }
+        }
+        Resp {
+            request,
+            status,
+            headers,
+            body: serde_json::from_str(&body_text).unwrap_or(Value::Null),
+            text: body_text,
+        }
+    }
+
     /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> Resp {
         let url = format!("{}{path}", self.base);
@@ -236,4 +321,20 @@ impl Api {
         check_switch_result(&res);
         res
     }
+}
+
+/// Decodes an HTTP/1.1 chunked body (enough for short error bodies).
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }

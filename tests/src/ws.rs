@@ -60,6 +60,12 @@ impl WsClient {
         self.send(Message::text(s.into())).await;
     }
 
+    /// Sends a text frame, reporting instead of panicking when the server
+    /// has already dropped the connection (used for frames it may refuse).
+    pub async fn try_send_text(&mut self, s: impl Into<String>) -> bool {
+        self.stream.send(Message::text(s.into())).await.is_ok()
+    }
+
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, b: Vec<u8>) {
         self.send(Message::binary(b)).await;

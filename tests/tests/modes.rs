@@ -1,0 +1,410 @@
+//! Every mode's arithmetic, checked against the server's own clock readings
+//! (`cycle_started_at`, `server_time_ms`, `deadline_ms`) rather than our
+//! wall clock, so scheduling delays cannot make the checks flaky.
+
+use serde_json::{Value, json};
+use synckairos_tests::*;
+
+synckairos_tests::backend_suite! {
+    per_participant_switch_charges_elapsed_and_adds_increment,
+    per_participant_increment_is_capped_by_max_time,
+    rotation_and_next_participant_id,
+    per_cycle_every_turn_gets_a_fresh_cycle,
+    per_group_rotates_groups_and_members_sharing_a_bank,
+    global_switch_does_not_change_the_clock,
+    count_up_without_max_never_expires,
+    count_up_with_max_has_a_deadline,
+    pause_resume_accounting,
+    complete_and_cancel_charge_the_running_cycle,
+    version_grows_by_one_per_change,
+}
+
+fn ts(v: &Value, key: &str) -> i64 {
+    iso_ms(&v[key])
+}
+
+async fn per_participant_switch_charges_elapsed_and_adds_increment(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let mut body = session_body("per_participant", &["a", "b"], 60_000);
+    body["increment_ms"] = json!(2000);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    let t0 = ts(&s0, "cycle_started_at");
+
+    let r1 = api.switch(&id, &json!({})).await;
+    let t1 = ts(&r1, "cycle_started_at");
+    let c1 = t1 - t0;
+    assert!(c1 >= 0);
+    let a = participant(&r1, "a");
+    assert_eq!(
+        int(a, "time_used_ms"),
+        c1,
+        "a is charged the elapsed cycle: {r1}"
+    );
+    assert_eq!(
+        int(a, "total_time_ms"),
+        60_000 - c1 + 2000,
+        "bank - elapsed + increment: {r1}"
+    );
+    assert_eq!(
+        int(a, "time_remaining_ms"),
+        60_000 - c1 + 2000,
+        "inactive shows its bank"
+    );
+    assert_eq!(a["cycle_count"], 1);
+    let bb = participant(&r1, "b");
+    assert_eq!(bb["total_time_ms"], 60_000);
+    assert_eq!(int(&r1, "deadline_ms"), t1 + 60_000);
+    assert_eq!(bb["cycle_count"], 0);
+
+    let r2 = api.switch(&id, &json!({})).await;
+    let t2 = ts(&r2, "cycle_started_at");
+    let c2 = t2 - t1;
+    let bb = participant(&r2, "b");
+    assert_eq!(int(bb, "time_used_ms"), c2);
+    assert_eq!(int(bb, "total_time_ms"), 60_000 - c2 + 2000);
+    assert_eq!(r2["active_participant_id"], "a");
+    let a_bank = 60_000 - c1 + 2000;
+    assert_eq!(int(participant(&r2, "a"), "total_time_ms"), a_bank);
+    assert_eq!(int(&r2, "deadline_ms"), t2 + a_bank);
+
+    // GET renders the same stored facts.
+    let g = api.state(&id).await;
+    assert_eq!(g["version"], 4);
+    assert_eq!(g["deadline_ms"], r2["deadline_ms"]);
+    assert_eq!(
+        participant(&g, "b")["total_time_ms"],
+        participant(&r2, "b")["total_time_ms"]
+    );
+    assert_eq!(participant(&g, "a")["time_used_ms"], json!(c1));
+}
+
+async fn per_participant_increment_is_capped_by_max_time(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let mut body = session_body("per_participant", &["a", "b"], 10_000);
+    body["increment_ms"] = json!(5000);
+    body["max_time_ms"] = json!(12_000);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    let t0 = ts(&s0, "cycle_started_at");
+    let r1 = api.switch(&id, &json!({})).await;
+    let c1 = ts(&r1, "cycle_started_at") - t0;
+    let a = participant(&r1, "a");
+    assert_eq!(int(a, "time_used_ms"), c1);
+    assert_eq!(
+        int(a, "total_time_ms"),
+        (10_000 - c1 + 5000).min(12_000),
+        "increment capped: {r1}"
+    );
+    let t1 = ts(&r1, "cycle_started_at");
+    let r2 = api.switch(&id, &json!({})).await;
+    let c2 = ts(&r2, "cycle_started_at") - t1;
+    assert_eq!(
+        int(participant(&r2, "b"), "total_time_ms"),
+        (10_000 - c2 + 5000).min(12_000),
+        "increment capped: {r2}"
+    );
+}
+
+async fn rotation_and_next_participant_id(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = session_body("per_participant", &["a", "b", "c"], 60_000);
+    let id = id_of(&body);
+    api.create_started(&body).await;
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        let r = api.switch(&id, &json!({})).await;
+        order.push(
+            r["active_participant_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert_eq!(order, ["b", "c", "a", "b"], "index order, wrapping around");
+    let r = api.switch(&id, &json!({"next_participant_id": "a"})).await;
+    assert_eq!(
+        r["active_participant_id"], "a",
+        "jump to the named participant"
+    );
+    assert_eq!(participant(&r, "b")["cycle_count"], 2);
+    assert_eq!(participant(&r, "a")["cycle_count"], 2);
+    assert_eq!(participant(&r, "c")["cycle_count"], 1);
+    let r = api.switch(&id, &json!({})).await;
+    assert_eq!(
+        r["active_participant_id"], "b",
+        "rotation continues from the jumped-to participant"
+    );
+}
+
+async fn per_cycle_every_turn_gets_a_fresh_cycle(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let mut body = session_body("per_cycle", &["a", "b"], 60_000);
+    body["time_per_cycle_ms"] = json!(5000);
+    body["increment_ms"] = json!(3000);
+    let id = id_of(&body);
+    let created = api.create(&body).await;
+    assert_eq!(
+        participant(&created, "a")["total_time_ms"],
+        5000,
+        "banks start at time_per_cycle_ms"
+    );
+    let s0 = api.act(&id, "start").await;
+    let t0 = ts(&s0, "cycle_started_at");
+    assert_eq!(int(&s0, "deadline_ms"), t0 + 5000);
+    let r1 = api.switch(&id, &json!({})).await;
+    let t1 = ts(&r1, "cycle_started_at");
+    assert_eq!(int(participant(&r1, "a"), "time_used_ms"), t1 - t0);
+    assert_eq!(participant(&r1, "b")["total_time_ms"], 5000);
+    assert_eq!(int(&r1, "deadline_ms"), t1 + 5000);
+    let r2 = api.switch(&id, &json!({})).await;
+    let t2 = ts(&r2, "cycle_started_at");
+    assert_eq!(
+        participant(&r2, "a")["total_time_ms"],
+        5000,
+        "a fresh cycle: no carry-over, no increment in per_cycle"
+    );
+    assert_eq!(int(&r2, "deadline_ms"), t2 + 5000);
+    assert_eq!(int(participant(&r2, "b"), "time_used_ms"), t2 - t1);
+}
+
+async fn per_group_rotates_groups_and_members_sharing_a_bank(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let id = new_id();
+    let body = json!({
+        "session_id": id,
+        "sync_mode": "per_group",
+        "total_time_ms": 60000,
+        "increment_ms": 1000,
+        "participants": [
+            {"participant_id": "a1", "group_id": "g1", "total_time_ms": 20000},
+            {"participant_id": "b1", "group_id": "g2", "total_time_ms": 30000},
+            {"participant_id": "a2", "group_id": "g1", "total_time_ms": 99999},
+            {"participant_id": "b2", "group_id": "g2", "total_time_ms": 1234},
+        ],
+    });
+    let created = api.create(&body).await;
+    for (m, bank) in [
+        ("a1", 20_000),
+        ("a2", 20_000),
+        ("b1", 30_000),
+        ("b2", 30_000),
+    ] {
+        assert_eq!(
+            participant(&created, m)["total_time_ms"],
+            bank,
+            "group bank comes from the group's first member: {m}"
+        );
+    }
+    let s0 = api.act(&id, "start").await;
+    assert_eq!(s0["active_participant_id"], "a1");
+    assert_eq!(s0["active_group_id"], "g1");
+    let mut banks = std::collections::HashMap::from([("g1", 20_000i64), ("g2", 30_000i64)]);
+    let mut t_prev = ts(&s0, "cycle_started_at");
+    let mut group_prev = "g1";
+    let expected = [
+        ("b1", "g2"),
+        ("a2", "g1"),
+        ("b2", "g2"),
+        ("a1", "g1"),
+        ("b1", "g2"),
+    ];
+    for (member, group) in expected {
+        let r = api.switch(&id, &json!({})).await;
+        assert_eq!(
+            r["active_participant_id"], member,
+            "next group, next member: {r}"
+        );
+        let t = ts(&r, "cycle_started_at");
+        let charged = t - t_prev;
+        if let Some(bank) = banks.get_mut(group_prev) {
+            *bank = *bank - charged + 1000;
+        }
+        for (m, g) in [("a1", "g1"), ("a2", "g1"), ("b1", "g2"), ("b2", "g2")] {
+            assert_eq!(
+                int(participant(&r, m), "total_time_ms"),
+                banks[g],
+                "{m} shows group {g}'s bank after switching to {member}: {r}"
+            );
+        }
+        assert_eq!(int(&r, "deadline_ms"), t + banks[group]);
+        t_prev = t;
+        group_prev = group;
+    }
+    let g = api.state(&id).await;
+    assert_eq!(g["active_group_id"], "g2");
+}
+
+async fn global_switch_does_not_change_the_clock(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let mut body = session_body("global", &["a", "b", "c"], 60_000);
+    body["increment_ms"] = json!(5000);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    let deadline = int(&s0, "deadline_ms");
+    assert_eq!(deadline, ts(&s0, "cycle_started_at") + 60_000);
+    for expected in ["b", "c", "a"] {
+        let r = api.switch(&id, &json!({})).await;
+        assert_eq!(r["active_participant_id"], expected);
+        assert_eq!(
+            int(&r, "deadline_ms"),
+            deadline,
+            "switching does not move the session clock: {r}"
+        );
+        let now = int(&r, "server_time_ms");
+        for p in r["participants"].as_array().into_iter().flatten() {
+            assert_eq!(
+                int(p, "time_remaining_ms"),
+                (deadline - now).max(0),
+                "every participant shows the session clock: {r}"
+            );
+        }
+    }
+    let p = api.act(&id, "pause").await;
+    let tp = int(&p, "server_time_ms");
+    let left = deadline - tp;
+    let r = api.act(&id, "resume").await;
+    assert_eq!(
+        int(&r, "deadline_ms"),
+        ts(&r, "cycle_started_at") + left,
+        "pause stops the session clock"
+    );
+}
+
+async fn count_up_without_max_never_expires(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = session_body("count_up", &["a", "b"], 5000);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    assert_eq!(s0["status"], "running");
+    assert_eq!(s0["deadline_ms"], Value::Null, "nothing can expire: {s0}");
+    for p in s0["participants"].as_array().into_iter().flatten() {
+        assert_eq!(
+            p["time_remaining_ms"], 5000,
+            "static remaining without max_time_ms"
+        );
+    }
+    let r = api.switch(&id, &json!({})).await;
+    assert_eq!(r["deadline_ms"], Value::Null);
+    assert_eq!(r["active_participant_id"], "b");
+    let c = api.act(&id, "complete").await;
+    assert_eq!(c["status"], "completed");
+}
+
+async fn count_up_with_max_has_a_deadline(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let mut body = session_body("count_up", &["a"], 60_000);
+    body["max_time_ms"] = json!(30_000);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    let t0 = ts(&s0, "session_started_at");
+    assert_eq!(
+        int(&s0, "deadline_ms"),
+        t0 + 30_000,
+        "expires at max_time_ms of session time"
+    );
+    let p = api.act(&id, "pause").await;
+    let elapsed = int(&p, "server_time_ms") - t0;
+    let r = api.act(&id, "resume").await;
+    assert_eq!(
+        int(&r, "deadline_ms"),
+        ts(&r, "cycle_started_at") + 30_000 - elapsed,
+        "paused time does not count: {r}"
+    );
+}
+
+async fn pause_resume_accounting(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    let t0 = ts(&s0, "cycle_started_at");
+
+    let p = api.act(&id, "pause").await;
+    let tp = int(&p, "server_time_ms");
+    let c1 = tp - t0;
+    let a = participant(&p, "a");
+    assert_eq!(
+        int(a, "time_used_ms"),
+        c1,
+        "pause charges the elapsed part: {p}"
+    );
+    assert_eq!(int(a, "time_remaining_ms"), 60_000 - c1);
+    assert_eq!(
+        int(a, "total_time_ms"),
+        60_000 - c1,
+        "no increment on pause"
+    );
+    assert_eq!(a["cycle_count"], 0, "pause does not end the turn");
+
+    // While paused nothing moves.
+    let g = api.state(&id).await;
+    assert_eq!(
+        participant(&g, "a")["time_remaining_ms"],
+        json!(60_000 - c1)
+    );
+
+    let r = api.act(&id, "resume").await;
+    let tr = ts(&r, "cycle_started_at");
+    assert!(tr >= tp);
+    assert_eq!(r["active_participant_id"], "a");
+    assert_eq!(int(&r, "deadline_ms"), tr + 60_000 - c1);
+
+    let s = api.switch(&id, &json!({})).await;
+    let c2 = ts(&s, "cycle_started_at") - tr;
+    let a = participant(&s, "a");
+    assert_eq!(
+        int(a, "time_used_ms"),
+        c1 + c2,
+        "charged = wall time minus paused time: {s}"
+    );
+    assert_eq!(int(a, "total_time_ms"), 60_000 - c1 - c2);
+    assert_eq!(a["cycle_count"], 1);
+}
+
+async fn complete_and_cancel_charge_the_running_cycle(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    for verb in ["complete", "cancel"] {
+        let body = session_body("per_participant", &["a", "b"], 60_000);
+        let id = id_of(&body);
+        let s0 = api.create_started(&body).await;
+        let t0 = ts(&s0, "cycle_started_at");
+        let c = api.act(&id, verb).await;
+        let tc = ts(&c, "session_completed_at");
+        let a = participant(&c, "a");
+        assert_eq!(
+            int(a, "time_used_ms"),
+            tc - t0,
+            "{verb} charges the running cycle: {c}"
+        );
+        assert_eq!(int(a, "time_remaining_ms"), 60_000 - (tc - t0));
+        assert_eq!(c["active_participant_id"], Value::Null);
+        assert_eq!(participant(&c, "b")["time_used_ms"], 0);
+    }
+}
+
+async fn version_grows_by_one_per_change(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    assert_eq!(api.create(&body).await["version"], 1);
+    let mut seen = vec![api.act(&id, "start").await["version"].clone()];
+    seen.push(api.switch(&id, &json!({})).await["version"].clone());
+    for verb in ["pause", "resume", "complete"] {
+        seen.push(api.act(&id, verb).await["version"].clone());
+    }
+    assert_eq!(seen, [json!(2), json!(3), json!(4), json!(5), json!(6)]);
+    // Reads do not change it.
+    assert_eq!(api.state(&id).await["version"], 6);
+}

@@ -1,0 +1,385 @@
+//! Every timeout action, applied by the server on its own: the test makes
+//! no call between start and the expiry, awaits the STATE_UPDATE and
+//! TIME_EXPIRED it pushes, then checks the stored state with GET.
+//! Banks are 1000–1500 ms (the minimum allowed) to keep the suite fast.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use synckairos_tests::*;
+
+synckairos_tests::backend_suite! {
+    end_session_expires_the_participant_and_the_session,
+    skip_cycle_passes_the_turn_and_skips_expired,
+    skip_cycle_expires_the_session_when_nobody_is_left,
+    skip_cycle_in_per_cycle_just_ends_the_turn,
+    auto_action_with_advance_passes_the_turn,
+    auto_action_with_advance_and_increment_keeps_the_participant,
+    auto_action_without_advance_holds_the_clock_at_zero,
+    global_timeout_ends_the_session,
+    count_up_expires_at_max_time,
+    per_group_end_session_expires_the_whole_group,
+    per_group_skip_cycle_passes_to_the_next_group,
+    paused_clock_does_not_expire,
+}
+
+/// How long to wait for a server-side timeout beyond its deadline (a loaded
+/// 2-core machine; the latency target itself is measured by the benchmark).
+const EXPIRY_WAIT: Duration = Duration::from_secs(6);
+
+/// Creates and starts `body` with a WebSocket client watching; returns the
+/// client (positioned after the start's STATE_UPDATE) and the started state.
+async fn start_watched(srv: &TestServer, body: &Value) -> (WsClient, Value) {
+    let id = id_of(body);
+    srv.api().create(body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+    let started = srv.api().act(&id, "start").await;
+    let up = ws.expect_type("STATE_UPDATE").await;
+    assert_eq!(up["state"]["version"], started["version"]);
+    (ws, started)
+}
+
+/// Awaits the server's timeout broadcast: a STATE_UPDATE with the new state
+/// immediately followed by TIME_EXPIRED. Returns (state, time_expired).
+async fn await_timeout(ws: &mut WsClient) -> (Value, Value) {
+    let up = ws.next_json(EXPIRY_WAIT).await;
+    assert_eq!(
+        up["type"], "STATE_UPDATE",
+        "a timeout first broadcasts the new state: {up}"
+    );
+    let state = up["state"].clone();
+    check_state(&state);
+    let te = ws.next_json(WS_WAIT).await;
+    assert_eq!(te["type"], "TIME_EXPIRED", "then TIME_EXPIRED: {te}");
+    assert_eq!(te["sessionId"], state["session_id"]);
+    (state, te)
+}
+
+fn ts(v: &Value, key: &str) -> i64 {
+    iso_ms(&v[key])
+}
+
+async fn end_session_expires_the_participant_and_the_session(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 1000);
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let deadline = int(&s0, "deadline_ms");
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["participant_id"], "a");
+    assert_eq!(te["action"], json!({"type": "end_session"}));
+    assert_eq!(st["status"], "expired");
+    assert_eq!(st["version"], 3, "the timeout is its own commit");
+    let a = participant(&st, "a");
+    assert_eq!(a["has_expired"], true);
+    assert_eq!(a["time_remaining_ms"], 0);
+    assert_eq!(a["time_used_ms"], 1000, "charged exactly the bank");
+    assert_eq!(participant(&st, "b")["has_expired"], false);
+    assert_eq!(
+        ts(&st, "session_completed_at"),
+        deadline,
+        "completed at the deadline"
+    );
+
+    let g = srv.api().state(&id).await;
+    assert_eq!(g["status"], "expired");
+    assert_eq!(g["version"], 3);
+    assert_eq!(g["participants"], st["participants"]);
+    // Expired is terminal.
+    let r = srv
+        .api()
+        .post_empty(&format!("/v1/sessions/{id}/switch"))
+        .await;
+    let err = r.error(400, "INVALID_STATE_TRANSITION");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{r}"
+    );
+}
+
+async fn skip_cycle_passes_the_turn_and_skips_expired(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("per_participant", &["a", "b", "c"], 60_000);
+    body["participants"][0]["total_time_ms"] = json!(1000);
+    body["action_on_timeout"] = json!({"type": "skip_cycle"});
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let deadline = int(&s0, "deadline_ms");
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["participant_id"], "a");
+    assert_eq!(te["action"], json!({"type": "skip_cycle"}));
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["active_participant_id"], "b");
+    assert_eq!(
+        ts(&st, "cycle_started_at"),
+        deadline,
+        "the next turn starts at the deadline"
+    );
+    assert_eq!(int(&st, "deadline_ms"), deadline + 60_000);
+    let a = participant(&st, "a");
+    assert_eq!(
+        (a["has_expired"].clone(), a["time_remaining_ms"].clone()),
+        (json!(true), json!(0))
+    );
+    assert_eq!(a["time_used_ms"], 1000);
+
+    let r = srv.api().switch(&id, &json!({})).await;
+    assert_eq!(r["active_participant_id"], "c");
+    let r = srv.api().switch(&id, &json!({})).await;
+    assert_eq!(
+        r["active_participant_id"], "b",
+        "the expired participant is skipped"
+    );
+    srv.api()
+        .post(
+            &format!("/v1/sessions/{id}/switch"),
+            &json!({"next_participant_id": "a"}),
+        )
+        .await
+        .validation("next_participant_id");
+}
+
+async fn skip_cycle_expires_the_session_when_nobody_is_left(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("per_participant", &["a", "b"], 1000);
+    body["action_on_timeout"] = json!({"type": "skip_cycle"});
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let d1 = int(&s0, "deadline_ms");
+    let (st1, te1) = await_timeout(&mut ws).await;
+    assert_eq!(te1["participant_id"], "a");
+    assert_eq!(st1["active_participant_id"], "b");
+    assert_eq!(int(&st1, "deadline_ms"), d1 + 1000);
+    let (st2, te2) = await_timeout(&mut ws).await;
+    assert_eq!(te2["participant_id"], "b");
+    assert_eq!(st2["status"], "expired");
+    assert_eq!(st2["version"], 4);
+    for p in ["a", "b"] {
+        assert_eq!(participant(&st2, p)["has_expired"], true);
+        assert_eq!(participant(&st2, p)["time_used_ms"], 1000);
+    }
+    assert_eq!(ts(&st2, "session_completed_at"), d1 + 1000);
+    assert_eq!(srv.api().state(&id).await["status"], "expired");
+}
+
+async fn skip_cycle_in_per_cycle_just_ends_the_turn(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("per_cycle", &["a", "b"], 60_000);
+    body["time_per_cycle_ms"] = json!(1000);
+    body["action_on_timeout"] = json!({"type": "skip_cycle"});
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let d1 = int(&s0, "deadline_ms");
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["participant_id"], "a");
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["active_participant_id"], "b");
+    assert_eq!(
+        participant(&st, "a")["has_expired"],
+        false,
+        "per_cycle: the turn just ends"
+    );
+    assert_eq!(participant(&st, "a")["time_used_ms"], 1000);
+    assert_eq!(ts(&st, "cycle_started_at"), d1);
+    assert_eq!(int(&st, "deadline_ms"), d1 + 1000, "a fresh cycle for b");
+    let (st2, te2) = await_timeout(&mut ws).await;
+    assert_eq!(te2["participant_id"], "b");
+    assert_eq!(
+        st2["active_participant_id"], "a",
+        "a is not expired, so it plays again"
+    );
+    assert_eq!(int(&st2, "deadline_ms"), d1 + 2000);
+    srv.api().act(&id, "complete").await;
+}
+
+async fn auto_action_with_advance_passes_the_turn(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("per_participant", &["a", "b"], 60_000);
+    body["participants"][0]["total_time_ms"] = json!(1000);
+    body["action_on_timeout"] = json!({"type": "auto_action", "action": "fold"});
+    body["auto_advance"] = json!(true);
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let deadline = int(&s0, "deadline_ms");
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["participant_id"], "a");
+    assert_eq!(
+        te["action"],
+        json!({"type": "auto_action", "action": "fold"}),
+        "the whole action object"
+    );
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["active_participant_id"], "b");
+    assert_eq!(ts(&st, "cycle_started_at"), deadline);
+    let a = participant(&st, "a");
+    assert_eq!(
+        a["has_expired"], true,
+        "bank still 0 after the (zero) increment"
+    );
+    assert_eq!(a["cycle_count"], 1, "the turn ended as a switch would");
+    assert_eq!(srv.api().state(&id).await["version"], 3);
+}
+
+async fn auto_action_with_advance_and_increment_keeps_the_participant(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("per_participant", &["a", "b"], 60_000);
+    body["participants"][0]["total_time_ms"] = json!(1000);
+    body["increment_ms"] = json!(1500);
+    body["action_on_timeout"] = json!({"type": "auto_action"});
+    body["auto_advance"] = json!(true);
+    let id = id_of(&body);
+    let (mut ws, _) = start_watched(&srv, &body).await;
+    let (st, _) = await_timeout(&mut ws).await;
+    assert_eq!(st["active_participant_id"], "b");
+    let a = participant(&st, "a");
+    assert_eq!(a["has_expired"], false, "the increment refilled the bank");
+    assert_eq!(a["total_time_ms"], 1500, "0 + increment");
+    let r = srv.api().switch(&id, &json!({})).await;
+    assert_eq!(r["active_participant_id"], "a");
+    assert_eq!(int(&r, "deadline_ms"), ts(&r, "cycle_started_at") + 1500);
+}
+
+async fn auto_action_without_advance_holds_the_clock_at_zero(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("per_participant", &["a", "b"], 60_000);
+    body["participants"][0]["total_time_ms"] = json!(1000);
+    body["action_on_timeout"] = json!({"type": "auto_action", "action": "random_move"});
+    body["auto_advance"] = json!(false);
+    let id = id_of(&body);
+    let (mut ws, _) = start_watched(&srv, &body).await;
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["participant_id"], "a");
+    assert_eq!(te["action"]["action"], "random_move");
+    assert_eq!(
+        st["status"], "running",
+        "the session waits for the client's move"
+    );
+    assert_eq!(st["active_participant_id"], "a");
+    assert_eq!(participant(&st, "a")["time_remaining_ms"], 0);
+    assert_eq!(st["deadline_ms"], Value::Null, "nothing left to expire");
+    let g = srv.api().state(&id).await;
+    assert_eq!(
+        (g["version"].clone(), g["status"].clone()),
+        (json!(3), json!("running"))
+    );
+    assert_eq!(participant(&g, "a")["time_remaining_ms"], 0);
+    // The client applies its move.
+    let r = srv
+        .api()
+        .switch(&id, &json!({"current_participant_id": "a"}))
+        .await;
+    assert_eq!(r["active_participant_id"], "b");
+    assert_eq!(int(&r, "deadline_ms"), ts(&r, "cycle_started_at") + 60_000);
+    let up = ws.expect_type("STATE_UPDATE").await;
+    assert_eq!(up["state"]["version"], 4);
+}
+
+async fn global_timeout_ends_the_session(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("global", &["a", "b"], 1500);
+    body["action_on_timeout"] = json!({"type": "skip_cycle"});
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let deadline = int(&s0, "deadline_ms");
+    // A switch in between does not move the session's deadline.
+    let r = srv.api().switch(&id, &json!({})).await;
+    assert_eq!(int(&r, "deadline_ms"), deadline);
+    ws.expect_type("STATE_UPDATE").await;
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["action"], json!({"type": "skip_cycle"}));
+    assert_eq!(
+        st["status"], "expired",
+        "global: any timeout ends the session"
+    );
+    assert_eq!(ts(&st, "session_completed_at"), deadline);
+    assert_eq!(srv.api().state(&id).await["status"], "expired");
+}
+
+async fn count_up_expires_at_max_time(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("count_up", &["a"], 60_000);
+    body["max_time_ms"] = json!(1000);
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let deadline = int(&s0, "deadline_ms");
+    assert_eq!(deadline, ts(&s0, "session_started_at") + 1000);
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["action"]["type"], "end_session");
+    assert_eq!(st["status"], "expired");
+    assert_eq!(ts(&st, "session_completed_at"), deadline);
+    assert_eq!(srv.api().state(&id).await["status"], "expired");
+}
+
+fn group_body(action: &str) -> Value {
+    json!({
+        "session_id": new_id(),
+        "sync_mode": "per_group",
+        "total_time_ms": 60000,
+        "action_on_timeout": {"type": action},
+        "participants": [
+            {"participant_id": "a1", "group_id": "g1", "total_time_ms": 1000},
+            {"participant_id": "b1", "group_id": "g2", "total_time_ms": 60000},
+            {"participant_id": "a2", "group_id": "g1", "total_time_ms": 60000},
+            {"participant_id": "b2", "group_id": "g2", "total_time_ms": 60000},
+        ],
+    })
+}
+
+async fn per_group_end_session_expires_the_whole_group(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = group_body("end_session");
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let deadline = int(&s0, "deadline_ms");
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["participant_id"], "a1");
+    assert_eq!(st["status"], "expired");
+    for (m, expired) in [("a1", true), ("a2", true), ("b1", false), ("b2", false)] {
+        assert_eq!(participant(&st, m)["has_expired"], expired, "{m}: {st}");
+    }
+    assert_eq!(ts(&st, "session_completed_at"), deadline);
+}
+
+async fn per_group_skip_cycle_passes_to_the_next_group(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = group_body("skip_cycle");
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let deadline = int(&s0, "deadline_ms");
+    let (st, _) = await_timeout(&mut ws).await;
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["active_participant_id"], "b1");
+    assert_eq!(st["active_group_id"], "g2");
+    assert_eq!(ts(&st, "cycle_started_at"), deadline);
+    assert_eq!(
+        participant(&st, "a2")["has_expired"],
+        true,
+        "the whole group is out"
+    );
+    let r = srv.api().switch(&id, &json!({})).await;
+    assert_eq!(
+        r["active_participant_id"], "b2",
+        "g1 is skipped; next member of g2"
+    );
+}
+
+async fn paused_clock_does_not_expire(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 1500);
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let p = srv.api().act(&id, "pause").await;
+    ws.expect_type("STATE_UPDATE").await;
+    let left = int(participant(&p, "a"), "time_remaining_ms");
+    assert!(left > 0, "paused before the deadline: {p}");
+    // Showing an absence: nothing arrives past the original deadline.
+    let wait = int(&s0, "deadline_ms") - int(&p, "server_time_ms") + 300;
+    ws.expect_silence(Duration::from_millis(wait.max(0) as u64))
+        .await;
+    let g = srv.api().state(&id).await;
+    assert_eq!(g["status"], "paused");
+    assert_eq!(participant(&g, "a")["time_remaining_ms"], json!(left));
+    let r = srv.api().act(&id, "resume").await;
+    assert_eq!(int(&r, "deadline_ms"), ts(&r, "cycle_started_at") + left);
+}

@@ -1,0 +1,297 @@
+//! Every WebSocket message type: greeting, updates from REST changes,
+//! RECONNECT, PING/PONG, ERROR with the connection kept open, deletion, and
+//! the 1008 close for a missing or malformed `sessionId`.
+
+use serde_json::json;
+use std::time::Duration;
+use synckairos_tests::*;
+
+synckairos_tests::backend_suite! {
+    connected_then_state_sync,
+    unknown_session_gets_connected_but_no_sync,
+    state_update_on_every_rest_change,
+    every_client_of_a_session_gets_updates,
+    reconnect_gets_state_sync,
+    ping_pong_echoes_client_time,
+    bad_client_messages_get_error_and_connection_stays_open,
+    huge_text_frame_is_refused_and_server_keeps_serving,
+    session_deleted_then_close_1000,
+    missing_or_malformed_session_id_closes_1008,
+    versions_arrive_in_order,
+}
+
+async fn connected_then_state_sync(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    let created = srv.api().create(&body).await;
+    let mut ws = srv.ws(&id).await;
+    let hello = ws.expect_type("CONNECTED").await;
+    assert_eq!(hello["sessionId"], id.as_str());
+    let sync = ws.expect_type("STATE_SYNC").await;
+    assert_eq!(sync["sessionId"], id.as_str());
+    check_state(&sync["state"]);
+    assert_eq!(sync["state"]["version"], 1);
+    assert_eq!(sync["state"]["participants"], created["participants"]);
+}
+
+async fn unknown_session_gets_connected_but_no_sync(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut ws = srv.ws(&new_id()).await;
+    ws.expect_type("CONNECTED").await;
+    // A STATE_SYNC would be sent immediately after CONNECTED, so it would
+    // arrive before the reply to this PING.
+    ws.ping(7).await;
+}
+
+async fn state_update_on_every_rest_change(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    api.create(&body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+
+    let started = api.act(&id, "start").await;
+    let up = ws.expect_type("STATE_UPDATE").await;
+    assert_eq!(up["sessionId"], id.as_str());
+    check_state(&up["state"]);
+    assert_eq!(up["state"]["version"], 2);
+    assert_eq!(up["state"]["status"], "running");
+    assert_eq!(up["state"]["cycle_started_at"], started["cycle_started_at"]);
+    assert_eq!(up["state"]["deadline_ms"], started["deadline_ms"]);
+
+    let sw = api.switch(&id, &json!({})).await;
+    let up = ws.expect_type("STATE_UPDATE").await;
+    check_state(&up["state"]);
+    assert_eq!(up["state"]["version"], 3);
+    assert_eq!(up["state"]["active_participant_id"], "b");
+    assert_eq!(up["state"]["deadline_ms"], sw["deadline_ms"]);
+
+    for (verb, status, version) in [
+        ("pause", "paused", 4),
+        ("resume", "running", 5),
+        ("complete", "completed", 6),
+    ] {
+        api.act(&id, verb).await;
+        let up = ws.expect_type("STATE_UPDATE").await;
+        check_state(&up["state"]);
+        assert_eq!(up["state"]["status"], status, "after {verb}");
+        assert_eq!(up["state"]["version"], version, "after {verb}");
+    }
+}
+
+async fn every_client_of_a_session_gets_updates(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    let other = session_body("per_participant", &["a", "b"], 60_000);
+    let other_id = id_of(&other);
+    srv.api().create(&body).await;
+    srv.api().create(&other).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(srv.ws_synced(&id).await.0);
+    }
+    let (mut bystander, _) = srv.ws_synced(&other_id).await;
+    srv.api().act(&id, "start").await;
+    for ws in clients.iter_mut() {
+        let up = ws.expect_type("STATE_UPDATE").await;
+        assert_eq!(up["state"]["version"], 2);
+    }
+    // A client of another session sees nothing of it: its next message is
+    // the reply to its own PING.
+    bystander.ping(1).await;
+}
+
+async fn reconnect_gets_state_sync(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    srv.api().create(&body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+    srv.api().act(&id, "start").await;
+    ws.expect_type("STATE_UPDATE").await;
+    ws.send_json(&json!({"type": "RECONNECT", "last_known_version": 1}))
+        .await;
+    let sync = ws.expect_type("STATE_SYNC").await;
+    assert_eq!(sync["sessionId"], id.as_str());
+    check_state(&sync["state"]);
+    assert_eq!(sync["state"]["version"], 2);
+    assert_eq!(sync["state"]["status"], "running");
+    ws.send_json(&json!({"type": "RECONNECT"})).await;
+    let sync = ws.expect_type("STATE_SYNC").await;
+    assert_eq!(sync["state"]["version"], 2);
+}
+
+async fn ping_pong_echoes_client_time(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a"], 60_000);
+    let id = id_of(&body);
+    srv.api().create(&body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+    let pong = ws.ping(1_700_000_000_123).await;
+    let server_now = int(&srv.api().get("/v1/time").await.body, "timestamp_ms");
+    let ts = int(&pong, "timestamp");
+    assert!(
+        ts <= server_now && ts > server_now - 10_000,
+        "PONG timestamp {ts} is server time (now {server_now})"
+    );
+    ws.send_json(&json!({"type": "PING"})).await;
+    let pong = ws.expect_type("PONG").await;
+    assert!(
+        pong.get("client_time").is_none_or(|v| v.is_null()),
+        "no client_time to echo: {pong}"
+    );
+}
+
+async fn expect_error_frame(ws: &mut WsClient, sent: &str) {
+    let e = ws.next_json(WS_WAIT).await;
+    assert_eq!(e["type"], "ERROR", "reply to {sent}: {e}");
+    assert!(
+        e["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "ERROR code: {e}"
+    );
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "ERROR message: {e}"
+    );
+}
+
+async fn bad_client_messages_get_error_and_connection_stays_open(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    srv.api().create(&body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+    let texts = [
+        "not json at all",
+        "{\"type\":",
+        "{\"type\":\"BOGUS\"}",
+        "{\"no_type\":1}",
+        "[1,2,3]",
+        "42",
+        "{\"type\":7}",
+    ];
+    for t in texts {
+        ws.send_text(t).await;
+        expect_error_frame(&mut ws, t).await;
+    }
+    // Known types with an ill-typed optional field: refusing them (ERROR) or
+    // ignoring the field (the normal reply) are both careful readings.
+    for (t, reply) in [
+        ("{\"type\":\"PING\",\"client_time\":\"yesterday\"}", "PONG"),
+        (
+            "{\"type\":\"RECONNECT\",\"last_known_version\":\"x\"}",
+            "STATE_SYNC",
+        ),
+    ] {
+        ws.send_text(t).await;
+        let m = ws.next_json(WS_WAIT).await;
+        assert!(
+            m["type"] == "ERROR" || m["type"] == reply,
+            "reply to {t}: {m}"
+        );
+        if m["type"] == reply && reply == "PONG" {
+            assert!(
+                m.get("client_time").is_none_or(|v| !v.is_string()),
+                "no garbage echoed: {m}"
+            );
+        }
+    }
+    ws.send_binary(vec![0, 159, 146, 150, 255]).await;
+    expect_error_frame(&mut ws, "a binary frame").await;
+    // Still open and still subscribed.
+    ws.ping(5).await;
+    srv.api().act(&id, "start").await;
+    let up = ws.expect_type("STATE_UPDATE").await;
+    assert_eq!(up["state"]["version"], 2);
+}
+
+async fn huge_text_frame_is_refused_and_server_keeps_serving(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a"], 60_000);
+    let id = id_of(&body);
+    srv.api().create(&body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+    let huge = format!("{{\"type\":\"PING\",\"pad\":\"{}\"}}", "x".repeat(4 << 20));
+    let sent = ws.try_send_text(huge).await;
+    // Within the contract: an ERROR with the connection kept open, or the
+    // WebSocket protocol's "message too big" close (1009). A server that
+    // closes while we are still writing resets the socket, and then the
+    // close frame cannot reach us: only then is a bare drop acceptable.
+    match ws.next_event(WS_WAIT).await {
+        WsEvent::Json(v) if v["type"] == "ERROR" => {
+            ws.ping(9).await;
+        }
+        WsEvent::Closed(Some((1009, _))) => {}
+        WsEvent::Closed(None) if !sent => {}
+        other => panic!(
+            "a 4 MiB text frame should get ERROR or close 1009, got {other:?} (send ok: {sent})"
+        ),
+    }
+    let (mut again, _) = srv.ws_synced(&id).await;
+    again.ping(10).await;
+    srv.api().get("/health").await.expect_status(200);
+}
+
+async fn session_deleted_then_close_1000(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    srv.api().create_started(&body).await;
+    let (mut ws1, _) = srv.ws_synced(&id).await;
+    let (mut ws2, _) = srv.ws_synced(&id).await;
+    srv.api()
+        .delete(&format!("/v1/sessions/{id}"))
+        .await
+        .expect_status(204);
+    for ws in [&mut ws1, &mut ws2] {
+        let d = ws.expect_type("SESSION_DELETED").await;
+        assert_eq!(d["sessionId"], id.as_str());
+        let (code, _) = ws.expect_close(WS_WAIT).await;
+        assert_eq!(code, 1000, "normal close after SESSION_DELETED");
+    }
+}
+
+async fn missing_or_malformed_session_id_closes_1008(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    for query in [
+        "",
+        "?sessionId=",
+        "?sessionId=not-a-uuid",
+        "?sessionid=0",
+        "?other=1",
+    ] {
+        let mut ws = WsClient::connect(&srv.ws_url(query)).await;
+        let (code, reason) = ws.expect_close(WS_WAIT).await;
+        assert_eq!(code, 1008, "policy-violation close for /ws{query}");
+        assert!(
+            !reason.is_empty(),
+            "close 1008 carries a reason for /ws{query}"
+        );
+    }
+    srv.api().get("/health").await.expect_status(200);
+}
+
+async fn versions_arrive_in_order(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b", "c"], 60_000);
+    let id = id_of(&body);
+    srv.api().create_started(&body).await;
+    let (mut ws, synced) = srv.ws_synced(&id).await;
+    let mut last = int(&synced, "version");
+    let mut final_version = last;
+    for _ in 0..15 {
+        final_version = int(&srv.api().switch(&id, &json!({})).await, "version");
+    }
+    assert_eq!(final_version, last + 15);
+    // A slow client may skip versions, never see them out of order.
+    while last < final_version {
+        let up = ws.next_json(Duration::from_secs(5)).await;
+        assert_eq!(up["type"], "STATE_UPDATE", "{up}");
+        let v = int(&up["state"], "version");
+        assert!(v > last, "version {v} after {last}");
+        last = v;
+    }
+}
