@@ -31,16 +31,19 @@ if (args.includes('--demo')) {
   });
   const js = result.outputFiles[0].text;
   const css = readFileSync(join(root, 'demo', 'demo.css'), 'utf8');
+  const icon = readFileSync(join(root, 'demo', 'favicon.svg'), 'utf8');
   const tag = (s) => createHash('sha256').update(s).digest('hex').slice(0, 12);
   // Content hashes in the URLs let the server send the assets as immutable.
   const html = readFileSync(join(root, 'demo', 'index.html'), 'utf8')
     .replace('{{DEMO_JS}}', `/demo/demo.js?v=${tag(js)}`)
-    .replace('{{DEMO_CSS}}', `/demo/demo.css?v=${tag(css)}`);
+    .replace('{{DEMO_CSS}}', `/demo/demo.css?v=${tag(css)}`)
+    .replace('{{DEMO_ICON}}', `/demo/favicon.svg?v=${tag(icon)}`);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'index.html'), html);
   writeFileSync(join(out, 'demo.js'), js);
   writeFileSync(join(out, 'demo.css'), css);
+  writeFileSync(join(out, 'favicon.svg'), icon);
   console.log(`demo built into ${out} (demo.js ${js.length} bytes)`);
 } else {
   rmSync(join(root, 'dist'), { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { INTERCEPTION_ARGS, artifactsDir, launch, serveCommittedDemo, serverServesDemo, watchErrors } from '../support/browser.js';
+import { INTERCEPTION_ARGS, INTERCEPTION_IGNORED, artifactsDir, launch, serveCommittedDemo, serverServesDemo, watchErrors } from '../support/browser.js';
 import { startServer, type RunningServer } from '../support/server.js';
 
 interface Probe {
@@ -54,9 +54,9 @@ describe('demo page in headless Chromium', () => {
     }
     a = await ctxA.newPage();
     b = await ctxB.newPage();
-    errors.push(...[]);
-    const ea = watchErrors(a, 'page A');
-    const eb = watchErrors(b, 'page B');
+    const ignore = embedded ? undefined : INTERCEPTION_IGNORED;
+    const ea = watchErrors(a, 'page A', ignore);
+    const eb = watchErrors(b, 'page B', ignore);
     Object.defineProperty(errors, 'all', { get: () => [...ea, ...eb] });
   });
 

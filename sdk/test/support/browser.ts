@@ -56,11 +56,20 @@ export async function serverServesDemo(baseUrl: string): Promise<boolean> {
  */
 export const INTERCEPTION_ARGS = ['--disable-features=LocalNetworkAccessChecks'];
 
+/**
+ * Chromium fetches /favicon.ico from the browser process, which request
+ * interception does not see; until the server serves the demo routes
+ * (including /favicon.ico) that 404 is expected and ignored.
+ */
+export const INTERCEPTION_IGNORED = /\/favicon\.ico$/;
+
 export async function serveCommittedDemo(ctx: BrowserContext, baseUrl: string): Promise<void> {
   const files: Record<string, [string, string]> = {
     '/': ['index.html', 'text/html; charset=utf-8'],
     '/demo/demo.js': ['demo.js', 'text/javascript; charset=utf-8'],
     '/demo/demo.css': ['demo.css', 'text/css; charset=utf-8'],
+    '/demo/favicon.svg': ['favicon.svg', 'image/svg+xml'],
+    '/favicon.ico': ['favicon.svg', 'image/svg+xml'],
   };
   await ctx.route(
     (url) => url.origin === baseUrl && url.pathname in files,
@@ -72,11 +81,12 @@ export async function serveCommittedDemo(ctx: BrowserContext, baseUrl: string): 
 }
 
 /** Collects page errors and console errors so a test can assert there were none. */
-export function watchErrors(page: Page, label: string): string[] {
+export function watchErrors(page: Page, label: string, ignoreUrl?: RegExp): string[] {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(`${label}: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`${label} console: ${m.text()}`);
+    if (m.type() !== 'error' || (ignoreUrl && ignoreUrl.test(m.location().url))) return;
+    errors.push(`${label} console: ${m.text()} (${m.location().url})`);
   });
   return errors;
 }

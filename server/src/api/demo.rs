@@ -20,6 +20,8 @@ const INDEX_HTML: &str = include_str!("../../assets/demo/index.html");
 const DEMO_JS: &str = include_str!("../../assets/demo/demo.js");
 /// The stylesheet.
 const DEMO_CSS: &str = include_str!("../../assets/demo/demo.css");
+/// The icon, also answered at `/favicon.ico` so browsers do not log a 404.
+const FAVICON_SVG: &str = include_str!("../../assets/demo/favicon.svg");
 
 /// Same-origin only: the page talks to this server over fetch and WebSocket.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -28,7 +30,8 @@ connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; frame-ancestor
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
 
-/// Routes for the demo page: `/`, `/demo`, `/demo/`, `/demo/demo.js`, `/demo/demo.css`.
+/// Routes for the demo page: `/`, `/demo`, `/demo/`, `/demo/demo.js`, `/demo/demo.css`,
+/// `/demo/favicon.svg` and `/favicon.ico`.
 /// Generic over the router state so it merges into any `Router<S>`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
@@ -38,6 +41,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/demo/index.html", get(index))
         .route("/demo/demo.js", get(script))
         .route("/demo/demo.css", get(stylesheet))
+        .route("/demo/favicon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
 }
 
 fn respond(body: &'static str, content_type: &'static str, cache: &'static str) -> Response {
@@ -88,6 +93,10 @@ async fn stylesheet(RawQuery(q): RawQuery) -> Response {
         "text/css; charset=utf-8",
         asset_cache(q.as_deref()),
     )
+}
+
+async fn icon(RawQuery(q): RawQuery) -> Response {
+    respond(FAVICON_SVG, "image/svg+xml", asset_cache(q.as_deref()))
 }
 
 #[cfg(test)]
@@ -151,6 +160,12 @@ mod tests {
             "text/css; charset=utf-8"
         );
         assert_eq!(header_of(&css, header::CACHE_CONTROL), IMMUTABLE);
+
+        for path in ["/favicon.ico", "/demo/favicon.svg?v=9"] {
+            let r = get(path).await;
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert_eq!(header_of(&r, header::CONTENT_TYPE), "image/svg+xml");
+        }
 
         let unversioned = get("/demo/demo.js").await;
         assert_eq!(header_of(&unversioned, header::CACHE_CONTROL), "no-cache");
