@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { INTERCEPTION_ARGS, INTERCEPTION_IGNORED, artifactsDir, launch, serveCommittedDemo, serverServesDemo, watchErrors } from '../support/browser.js';
+import { artifactsDir, launch, serverServesDemo, watchErrors } from '../support/browser.js';
 import { startServer, type RunningServer } from '../support/server.js';
 
 interface Probe {
@@ -43,20 +43,15 @@ describe('demo page in headless Chromium', () => {
   before(async () => {
     mkdirSync(out, { recursive: true });
     server = await startServer();
-    const embedded = await serverServesDemo(server.url);
-    browser = await launch(embedded ? [] : INTERCEPTION_ARGS);
-    if (!embedded) console.log('  NOTE: the server does not serve the demo at / yet (api::demo::routes() not merged); serving server/assets/demo by interception on its origin');
+    // The page must come from the server itself (api::demo, embedded in the binary).
+    assert.ok(await serverServesDemo(server.url), 'the server serves the demo page at /');
+    browser = await launch();
     const ctxA = await browser.newContext({ viewport: { width: 1000, height: 760 } });
     const ctxB = await browser.newContext({ viewport: { width: 1000, height: 760 } });
-    if (!embedded) {
-      await serveCommittedDemo(ctxA, server.url);
-      await serveCommittedDemo(ctxB, server.url);
-    }
     a = await ctxA.newPage();
     b = await ctxB.newPage();
-    const ignore = embedded ? undefined : INTERCEPTION_IGNORED;
-    const ea = watchErrors(a, 'page A', ignore);
-    const eb = watchErrors(b, 'page B', ignore);
+    const ea = watchErrors(a, 'page A');
+    const eb = watchErrors(b, 'page B');
     Object.defineProperty(errors, 'all', { get: () => [...ea, ...eb] });
   });
 
