@@ -414,3 +414,78 @@ async fn commands_fail_fast_while_redis_is_down() {
 }
 
 use std::collections::HashMap;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_subscriptions_at_once_are_batched_and_resynced() {
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let a = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    let b = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    // 600 sessions over 256 buckets: most buckets get a batch of several.
+    let mut sessions: Vec<Session> = (0..600).map(|_| session(now_ms())).collect();
+    for s in &sessions {
+        b.create(Commit {
+            update: None,
+            ..commit_of(s, None)
+        })
+        .await
+        .unwrap();
+    }
+    let mut subs: Vec<_> = sessions
+        .iter()
+        .map(|s| a.hub().subscribe(s.session_id))
+        .collect();
+    for s in &sessions {
+        a.load(s.session_id).await.unwrap();
+    }
+    for s in &mut sessions {
+        s.version = 2;
+        b.commit(commit_of(s, None)).await.unwrap();
+    }
+    for sub in &mut subs {
+        let u = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((u.version, u.kind), (2, UpdateKind::State));
+    }
+    // A forced resync pushes every local subscriber a fresh STATE_SYNC.
+    a.request_resync();
+    for (sub, s) in subs.iter_mut().zip(&sessions) {
+        let u = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((u.version, u.kind), (2, UpdateKind::Resync));
+        let frame: serde_json::Value = serde_json::from_slice(&u.frames[0]).unwrap();
+        assert_eq!(frame["type"], "STATE_SYNC");
+        assert_eq!(frame["state"]["session_id"], s.session_id.to_string());
+    }
+    // The last local subscriber leaving unsubscribes: B's commits no longer
+    // reach A (counted by A's receive metric staying put).
+    drop(subs);
+    let m = Metrics::new();
+    let c = connect(cfg(redis.port), &m).await.unwrap();
+    let mut one = c.hub().subscribe(sessions[0].session_id);
+    c.load(sessions[0].session_id).await.unwrap();
+    drop(one);
+    one = c.hub().subscribe(sessions[1].session_id);
+    c.load(sessions[1].session_id).await.unwrap();
+    sessions[0].version = 3;
+    b.commit(commit_of(&sessions[0], None)).await.unwrap();
+    sessions[1].version = 3;
+    b.commit(commit_of(&sessions[1], None)).await.unwrap();
+    let u = tokio::time::timeout(Duration::from_secs(5), one.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((u.session_id, u.version), (sessions[1].session_id, 3));
+    let received = m.render();
+    let n: f64 = received
+        .lines()
+        .find_map(|l| l.strip_prefix("synckairos_redis_updates_received_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert_eq!(n, 1.0, "only the still-subscribed session's update arrived");
+}
