@@ -68,6 +68,7 @@ describe('demo page in headless Chromium', () => {
     await a.getByLabel('Mode').selectOption('per_participant');
     await a.getByLabel('Bank (minutes)').fill('5');
     await a.getByLabel('Increment (seconds)').fill('2');
+    await a.screenshot({ path: join(out, 'demo-setup.png') });
     await a.getByRole('button', { name: 'Create clock' }).click();
     await a.waitForURL(/\?session=[0-9a-f-]{36}$/);
     const link = await a.getByLabel('Share link').inputValue();
