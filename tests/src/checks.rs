@@ -302,3 +302,24 @@ pub fn check_switch_result(r: &Value) {
     int(r, "server_time_ms");
     int_or_null(r, "deadline_ms");
 }
+
+/// Samples of the metric `name` in Prometheus text: (label block, value)
+/// for every series whose name is exactly `name`.
+pub fn metric_samples(text: &str, name: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            (n == name).then(|| (labels.to_string(), value.parse().unwrap_or(f64::NAN)))
+        })
+        .collect()
+}
+
+/// Sum of all series of the metric `name` (0 when absent).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    metric_samples(text, name).iter().map(|(_, v)| v).sum()
+}

@@ -24,7 +24,8 @@ pub mod ws;
 
 pub use backend::{Backend, Provisioned};
 pub use checks::{
-    check_state, check_switch_result, int, is_iso_ms, iso_ms, participant, to_iso_ms,
+    check_state, check_switch_result, int, is_iso_ms, iso_ms, metric_samples, metric_sum,
+    participant, to_iso_ms,
 };
 pub use fixtures::{id_of, new_id, session_body, wait_until};
 pub use http::{Api, Resp};

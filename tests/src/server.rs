@@ -95,6 +95,38 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs the command expecting it to exit by itself (startup errors,
+    /// `--help`): returns its exit status and everything it printed. A
+    /// process still running after `within` is killed and reported as `None`.
+    pub async fn run_to_exit(self, within: Duration) -> (Option<ExitStatus>, String, String) {
+        let mut cmd = Command::new(server_binary());
+        cmd.args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+            .args(&self.args)
+            .env_remove("PORT")
+            .env_remove("BIND")
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_NODES")
+            .env_remove("DATABASE_URL")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the server binary: {e}"));
+        match tokio::time::timeout(within, child.wait_with_output()).await {
+            Ok(Ok(out)) => (
+                Some(out.status),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ),
+            Ok(Err(e)) => panic!("waiting for the server: {e}"),
+            // Dropping the future drops the child: kill_on_drop stops it.
+            Err(_) => (None, String::new(), String::new()),
+        }
+    }
+
     /// Spawns the server and waits for its `listening on` line.
     pub async fn start(self) -> TestServer {
         let prov =

@@ -109,6 +109,23 @@ impl WsClient {
         }
     }
 
+    /// Waits for a protocol-level ping frame from the server (the reading
+    /// itself makes tungstenite queue the pong reply). Panics on any other
+    /// message or a close.
+    pub async fn expect_ping_frame(&mut self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("no ping frame within {within:?} on {}", self.url));
+            match next {
+                Some(Ok(Message::Ping(_))) => return,
+                Some(Ok(Message::Pong(_) | Message::Frame(_))) => continue,
+                other => panic!("expected a ping frame on {}, got {other:?}", self.url),
+            }
+        }
+    }
+
     /// The next JSON message; panics on a close, a non-JSON frame or timeout.
     /// Checks the envelope every server message shares (`type`, integer
     /// `timestamp`).

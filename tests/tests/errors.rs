@@ -22,6 +22,8 @@ synckairos_tests::backend_suite! {
     expected_version_mismatch_is_409_and_changes_nothing,
     current_participant_mismatch_is_409_and_changes_nothing,
     switch_body_validation,
+    boundary_values_are_accepted,
+    unknown_routes_and_methods_are_4xx,
 }
 
 fn pp_body() -> Value {
@@ -764,4 +766,69 @@ async fn switch_body_validation(b: Backend) {
     );
     let r = api.switch(&id, &json!({"next_participant_id": "c"})).await;
     assert_eq!(r["active_participant_id"], "c");
+}
+
+async fn boundary_values_are_accepted(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    // Smallest and largest allowed numbers.
+    let mut lo = session_body("per_cycle", &["a"], 1000);
+    lo["time_per_cycle_ms"] = json!(1000);
+    lo["increment_ms"] = json!(0);
+    lo["max_time_ms"] = json!(1000);
+    api.create(&lo).await;
+    let mut hi = session_body("per_cycle", &["a"], 86_400_000);
+    hi["time_per_cycle_ms"] = json!(86_400_000);
+    hi["increment_ms"] = json!(60_000);
+    hi["max_time_ms"] = json!(86_400_000);
+    api.create(&hi).await;
+    // The longest id in every allowed character class.
+    let long_id = format!("{}._:@-", "Az9".repeat(41));
+    assert_eq!(long_id.len(), 128);
+    let s = api
+        .create(&session_body("per_participant", &[&long_id, "b"], 60_000))
+        .await;
+    assert_eq!(s["participants"][0]["participant_id"], long_id.as_str());
+    // 1000 participants, and the rotation works over them.
+    let ids: Vec<String> = (0..1000).map(|i| format!("p{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let many = session_body("per_participant", &refs, 60_000);
+    let many_id = id_of(&many);
+    let s = api.create_started(&many).await;
+    assert_eq!(s["participants"].as_array().map(Vec::len), Some(1000));
+    let r = api
+        .switch(&many_id, &json!({"next_participant_id": "p999"}))
+        .await;
+    assert_eq!(r["active_participant_id"], "p999");
+    let r = api.switch(&many_id, &json!({})).await;
+    assert_eq!(r["active_participant_id"], "p0", "wraps around");
+    // Metadata of exactly 16 KiB serialized is allowed; one byte more is not.
+    let mut m = pp_body();
+    let blob = "m".repeat(16 * 1024 - 10);
+    m["metadata"] = json!({"b": blob});
+    assert_eq!(m["metadata"].to_string().len(), 16 * 1024 - 2);
+    api.create(&m).await;
+    let mut m = pp_body();
+    m["metadata"] = json!({"b": format!("{blob}xxx")});
+    assert_eq!(m["metadata"].to_string().len(), 16 * 1024 + 1);
+    api.post("/v1/sessions", &m).await.validation("metadata");
+}
+
+async fn unknown_routes_and_methods_are_4xx(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = pp_body();
+    let id = id_of(&body);
+    api.create(&body).await;
+    let rs = [
+        api.get("/v1/nothing-here").await,
+        api.get(&format!("/v1/sessions/{id}/start")).await,
+        api.delete("/v1/sessions").await,
+        api.post_empty(&format!("/v1/sessions/{id}/explode")).await,
+        api.post_empty("/health").await,
+    ];
+    for r in &rs {
+        assert!((400..500).contains(&r.status), "a 4xx expected: {r}");
+    }
+    assert_eq!(api.state(&id).await["version"], 1);
 }

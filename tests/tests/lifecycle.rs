@@ -8,6 +8,9 @@ synckairos_tests::backend_suite! {
     sigterm_closes_websockets_with_1001_and_exits_cleanly,
     idle_sessions_expire_but_running_clocks_do_not,
     server_keeps_serving_after_a_burst_of_bad_requests,
+    bad_configuration_stops_startup_with_one_clear_line,
+    serve_help_documents_the_configuration,
+    log_format_json_writes_json_lines,
 }
 
 async fn sigterm_closes_websockets_with_1001_and_exits_cleanly(b: Backend) {
@@ -27,6 +30,9 @@ async fn sigterm_closes_websockets_with_1001_and_exits_cleanly(b: Backend) {
         .await
         .unwrap_or_else(|| panic!("server still running 15 s after SIGTERM"));
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    // Stopped accepting: the port is closed.
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", srv.port)).await;
+    assert!(refused.is_err(), "port still accepting after shutdown");
 }
 
 async fn idle_sessions_expire_but_running_clocks_do_not(b: Backend) {
@@ -82,4 +88,100 @@ async fn server_keeps_serving_after_a_burst_of_bad_requests(b: Backend) {
     let (mut ws, _) = srv.ws_synced(&id).await;
     ws.ping(3).await;
     api.get("/health").await.expect_status(200);
+}
+
+/// (command-line args, environment, word the error line must contain)
+type ConfigCase = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+async fn bad_configuration_stops_startup_with_one_clear_line(b: Backend) {
+    let cases: [ConfigCase; 6] = [
+        (&["--port", "notaport"], &[], "port"),
+        (&["--port", "70000"], &[], "port"),
+        (&[], &[("SESSION_TTL_SECONDS", "0")], "ttl"),
+        (&[], &[("SWEEP_INTERVAL_MS", "often")], "sweep"),
+        (&[], &[("LOG_FORMAT", "xml")], "log"),
+        (&[], &[("WS_PING_INTERVAL_SECONDS", "-1")], "ping"),
+    ];
+    for (args, env, needle) in cases {
+        let mut builder = TestServer::builder(&b);
+        for a in args {
+            builder = builder.arg(*a);
+        }
+        for (k, v) in env {
+            builder = builder.env(*k, *v);
+        }
+        let what = format!("args {args:?} env {env:?}");
+        let (status, stdout, stderr) = builder.run_to_exit(Duration::from_secs(10)).await;
+        let status = status.unwrap_or_else(|| panic!("{what}: server kept running"));
+        assert!(
+            !status.success(),
+            "{what}: must exit non-zero, got {status}"
+        );
+        assert!(
+            !stdout.contains("listening on"),
+            "{what}: must not start: {stdout}"
+        );
+        assert!(!stderr.contains("panicked"), "{what}: no panic: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let first = lines.first().copied().unwrap_or_default().to_lowercase();
+        assert!(
+            first.contains(needle),
+            "{what}: the first stderr line names the setting ({needle}): {stderr}"
+        );
+        assert!(
+            lines.len() <= 3,
+            "{what}: a short, clear message, not a dump: {stderr}"
+        );
+    }
+}
+
+async fn serve_help_documents_the_configuration(b: Backend) {
+    let (status, stdout, stderr) = TestServer::builder(&b)
+        .arg("--help")
+        .run_to_exit(Duration::from_secs(10))
+        .await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "--help exits 0: {stderr}"
+    );
+    for env in [
+        "PORT",
+        "BIND",
+        "REDIS_URL",
+        "REDIS_CLUSTER_NODES",
+        "DATABASE_URL",
+        "SESSION_TTL_SECONDS",
+        "LOG_FORMAT",
+    ] {
+        assert!(
+            stdout.contains(env),
+            "serve --help mentions {env}:\n{stdout}"
+        );
+    }
+}
+
+async fn log_format_json_writes_json_lines(b: Backend) {
+    let srv = TestServer::builder(&b)
+        .env("LOG_FORMAT", "json")
+        .start()
+        .await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    srv.api().create_started(&body).await;
+    srv.api().get("/nope").await;
+    wait_until(
+        Duration::from_secs(5),
+        "the server logged something",
+        || async { srv.logs().lines().any(|l| l.starts_with("[err] ")) },
+    )
+    .await;
+    for line in srv.logs().lines().filter_map(|l| l.strip_prefix("[err] ")) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("LOG_FORMAT=json: not a JSON line ({e}): {line}"));
+        assert!(v.is_object(), "log line is an object: {line}");
+        assert!(v.get("level").is_some(), "log line has a level: {line}");
+    }
 }

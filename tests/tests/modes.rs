@@ -17,6 +17,8 @@ synckairos_tests::backend_suite! {
     pause_resume_accounting,
     complete_and_cancel_charge_the_running_cycle,
     version_grows_by_one_per_change,
+    per_cycle_pause_keeps_the_rest_of_the_cycle,
+    complete_from_paused_charges_nothing_more,
 }
 
 fn ts(v: &Value, key: &str) -> i64 {
@@ -407,4 +409,44 @@ async fn version_grows_by_one_per_change(b: Backend) {
     assert_eq!(seen, [json!(2), json!(3), json!(4), json!(5), json!(6)]);
     // Reads do not change it.
     assert_eq!(api.state(&id).await["version"], 6);
+}
+
+async fn per_cycle_pause_keeps_the_rest_of_the_cycle(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let mut body = session_body("per_cycle", &["a", "b"], 60_000);
+    body["time_per_cycle_ms"] = json!(20_000);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    let t0 = ts(&s0, "cycle_started_at");
+    let p = api.act(&id, "pause").await;
+    let c1 = int(&p, "server_time_ms") - t0;
+    assert_eq!(int(participant(&p, "a"), "time_remaining_ms"), 20_000 - c1);
+    let r = api.act(&id, "resume").await;
+    assert_eq!(
+        int(&r, "deadline_ms"),
+        ts(&r, "cycle_started_at") + 20_000 - c1,
+        "resume continues the same cycle: {r}"
+    );
+}
+
+async fn complete_from_paused_charges_nothing_more(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    api.create_started(&body).await;
+    let p = api.act(&id, "pause").await;
+    let used = int(participant(&p, "a"), "time_used_ms");
+    let c = api.act(&id, "complete").await;
+    assert_eq!(c["status"], "completed");
+    assert_eq!(
+        participant(&c, "a")["time_used_ms"],
+        used,
+        "paused time is not charged"
+    );
+    assert_eq!(
+        participant(&c, "a")["time_remaining_ms"],
+        json!(60_000 - used)
+    );
 }

@@ -3,7 +3,7 @@
 //! metrics, OpenAPI).
 
 use serde_json::{Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use synckairos_tests::*;
 
 synckairos_tests::backend_suite! {
@@ -22,6 +22,7 @@ synckairos_tests::backend_suite! {
     metrics_are_prometheus_text_with_synckairos_prefix,
     openapi_lists_every_path,
     json_responses_have_json_content_type,
+    metrics_follow_traffic,
 }
 
 fn local_now_ms() -> i64 {
@@ -470,5 +471,75 @@ async fn json_responses_have_json_content_type(b: Backend) {
             ct.starts_with("application/json"),
             "content-type {ct:?}: {r}"
         );
+    }
+}
+
+async fn metrics_text(srv: &TestServer) -> String {
+    let m = srv.api().get("/metrics").await;
+    m.expect_status(200);
+    m.text
+}
+
+async fn metrics_follow_traffic(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    srv.api().create(&body).await;
+    let before = metrics_text(&srv).await;
+    let switches0 = metric_sum(&before, "synckairos_switch_duration_seconds_count");
+
+    let (mut ws1, _) = srv.ws_synced(&id).await;
+    let (ws2, _) = srv.ws_synced(&id).await;
+    wait_until(
+        Duration::from_secs(5),
+        "websocket gauge counts 2 clients",
+        || async {
+            metric_sum(
+                &metrics_text(&srv).await,
+                "synckairos_websocket_connections",
+            ) == 2.0
+        },
+    )
+    .await;
+    ws2.close().await;
+    wait_until(
+        Duration::from_secs(5),
+        "websocket gauge drops to 1",
+        || async {
+            metric_sum(
+                &metrics_text(&srv).await,
+                "synckairos_websocket_connections",
+            ) == 1.0
+        },
+    )
+    .await;
+
+    srv.api().act(&id, "start").await;
+    for _ in 0..3 {
+        srv.api().switch(&id, &json!({})).await;
+    }
+    let after = metrics_text(&srv).await;
+    assert_eq!(
+        metric_sum(&after, "synckairos_switch_duration_seconds_count") - switches0,
+        3.0,
+        "switch latency histogram counts every switch"
+    );
+    let http = metric_samples(&after, "synckairos_http_request_duration_seconds_count");
+    assert!(
+        http.iter()
+            .any(|(l, v)| l.contains("switch") && l.contains("POST") && *v >= 3.0),
+        "HTTP latency per route includes the switch route: {http:?}"
+    );
+    assert!(
+        http.iter().all(|(l, _)| !l.contains(&id)),
+        "route labels are templates, not raw paths with ids: {http:?}"
+    );
+    assert!(
+        metric_sum(&after, "synckairos_websocket_messages_sent_total") >= 5.0,
+        "messages sent counted (2 greetings + 4 updates for ws1)"
+    );
+    // Drain ws1 so the counter above is not racing the sends.
+    for _ in 0..4 {
+        ws1.expect_type("STATE_UPDATE").await;
     }
 }

@@ -80,6 +80,8 @@ async fn end_session_expires_the_participant_and_the_session(b: Backend) {
         "completed at the deadline"
     );
 
+    // Exactly once: nothing else was broadcast before the reply to a PING.
+    ws.ping(1).await;
     let g = srv.api().state(&id).await;
     assert_eq!(g["status"], "expired");
     assert_eq!(g["version"], 3);

@@ -18,6 +18,7 @@ synckairos_tests::backend_suite! {
     session_deleted_then_close_1000,
     missing_or_malformed_session_id_closes_1008,
     versions_arrive_in_order,
+    server_pings_and_drops_unresponsive_clients,
 }
 
 async fn connected_then_state_sync(b: Backend) {
@@ -282,10 +283,11 @@ async fn versions_arrive_in_order(b: Backend) {
     let (mut ws, synced) = srv.ws_synced(&id).await;
     let mut last = int(&synced, "version");
     let mut final_version = last;
-    for _ in 0..15 {
+    // 200 quick switches while the client reads nothing (a slow client).
+    for _ in 0..200 {
         final_version = int(&srv.api().switch(&id, &json!({})).await, "version");
     }
-    assert_eq!(final_version, last + 15);
+    assert_eq!(final_version, last + 200);
     // A slow client may skip versions, never see them out of order.
     while last < final_version {
         let up = ws.next_json(Duration::from_secs(5)).await;
@@ -294,4 +296,59 @@ async fn versions_arrive_in_order(b: Backend) {
         assert!(v > last, "version {v} after {last}");
         last = v;
     }
+}
+
+async fn server_pings_and_drops_unresponsive_clients(b: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::builder(&b)
+        .env("WS_PING_INTERVAL_SECONDS", "1")
+        .start()
+        .await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    srv.api().create(&body).await;
+
+    // A client that never answers: a raw socket that completes the upgrade
+    // and then only reads (so it never sends a pong).
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", srv.port))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let req = format!(
+        "GET /ws?sessionId={id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        srv.port
+    );
+    raw.write_all(req.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("handshake: {e}"));
+    let started = std::time::Instant::now();
+    let (mut responsive, _) = srv.ws_synced(&id).await;
+
+    // The answering client sees ping frames at the configured interval.
+    for _ in 0..3 {
+        responsive.expect_ping_frame(Duration::from_secs(3)).await;
+    }
+    // The silent one is dropped: its socket reaches EOF / reset.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let dropped = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match raw.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        dropped.is_ok(),
+        "a client that never answers pings is still connected after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        got.starts_with(b"HTTP/1.1 101"),
+        "the raw client was upgraded first: {:?}",
+        String::from_utf8_lossy(&got[..got.len().min(200)])
+    );
+    // The answering client is still there.
+    responsive.ping(11).await;
 }
