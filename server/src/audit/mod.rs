@@ -73,7 +73,9 @@ pub struct AuditConfig {
     pub retry_min: Duration,
     /// Longest retry delay while PostgreSQL is down.
     pub retry_max: Duration,
-    /// Connections in the writer's pool.
+    /// Batches written concurrently (each on its own connection).
+    pub writers: usize,
+    /// Connections in the writer's pool (at least `writers`).
     pub max_connections: u32,
     /// How long to wait for a connection before a write or read fails.
     pub connect_timeout: Duration,
@@ -90,6 +92,7 @@ impl AuditConfig {
             backlog_bound: 50_000,
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
+            writers: 2,
             max_connections: 4,
             connect_timeout: Duration::from_secs(3),
         }

@@ -121,10 +121,7 @@ pub fn start_outbox_consumer_with(
     outbox: OutboxConfig,
     metrics: AuditMetrics,
 ) -> AuditHandle {
-    let progress = Arc::new(Progress {
-        db_ok: AtomicBool::new(true),
-        ..Progress::default()
-    });
+    let progress = Arc::new(Progress::new(cfg.writers));
     let cancel = CancellationToken::new();
     let consumer = Arc::new(Consumer {
         client,
@@ -135,7 +132,8 @@ pub fn start_outbox_consumer_with(
             metrics,
             progress: Arc::clone(&progress),
             queue: None,
-            last_loud: Mutex::new(None),
+            last_loud: Arc::new(Mutex::new(None)),
+            slot: 0,
         },
         warned_redis: AtomicBool::new(false),
         last_cap_warning: Mutex::new(None),
@@ -250,10 +248,18 @@ impl Consumer {
         tracing::info!(consumer = %self.cfg.consumer, group = %self.cfg.group,
             streams = self.cfg.streams.len(), "audit outbox consumer started");
         let size = self.writer.cfg.batch_size.max(1);
+        // Batches go to `writers` tasks, so one commits while the next is
+        // read and sent; the channel's small capacity is the backpressure.
+        let writers = self.writer.progress.slots.len();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Entry>>(writers);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let workers: Vec<tokio::task::JoinHandle<()>> = (0..writers)
+            .map(|i| tokio::spawn(Arc::clone(&self).worker(i, Arc::clone(&rx), cancel.clone())))
+            .collect();
         let mut next_claim = Instant::now();
         let mut idle = Duration::from_millis(5);
         let mut backoff = self.writer.cfg.retry_min;
-        while !cancel.is_cancelled() {
+        'read: while !cancel.is_cancelled() {
             let mut entries = Vec::new();
             if Instant::now() >= next_claim {
                 entries = self.claim().await;
@@ -288,13 +294,48 @@ impl Consumer {
                 continue;
             }
             idle = Duration::from_millis(5);
-            if !self.process(entries, size, &cancel).await {
-                // Interrupted mid-write: the entries stay pending (and
-                // counted in hand) for another consumer to claim.
-                return;
+            let mut it = entries.into_iter();
+            loop {
+                let chunk: Vec<Entry> = it.by_ref().take(size).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                // Entries not handed over stay pending in Redis (claimable).
+                let sent = tokio::select! {
+                    r = tx.send(chunk) => r.is_ok(),
+                    _ = cancel.cancelled() => false,
+                };
+                if !sent {
+                    break 'read;
+                }
             }
         }
-        self.writer.release();
+        drop(tx);
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+
+    /// Writes batches from the reader and acknowledges each after COMMIT.
+    /// Stops when the reader is done, or on shutdown in the middle of a
+    /// write (those entries stay pending, counted in hand, for a claim).
+    async fn worker(
+        self: Arc<Self>,
+        slot: usize,
+        rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<Entry>>>>,
+        cancel: CancellationToken,
+    ) {
+        let writer = self.writer.for_slot(slot);
+        loop {
+            let next = rx.lock().await.recv().await;
+            let Some(chunk) = next else { break };
+            let events: Vec<AuditEvent> = chunk.iter().filter_map(|e| e.event.clone()).collect();
+            if !writer.write(events, Some(&cancel)).await {
+                return;
+            }
+            self.ack(&chunk).await;
+        }
+        writer.release();
     }
 
     /// Creates the group on every stream (MKSTREAM, from the beginning, so
@@ -447,19 +488,6 @@ impl Consumer {
             out.extend(claimed.into_iter().map(|(id, p)| self.entry(i, id, p)));
         }
         out
-    }
-
-    /// Writes the entries in batches; acknowledges each batch after COMMIT.
-    /// False when shutdown interrupted a write (those entries stay pending).
-    async fn process(&self, entries: Vec<Entry>, size: usize, cancel: &CancellationToken) -> bool {
-        for chunk in entries.chunks(size) {
-            let events: Vec<AuditEvent> = chunk.iter().filter_map(|e| e.event.clone()).collect();
-            if !self.writer.write(events, Some(cancel)).await {
-                return false;
-            }
-            self.ack(chunk).await;
-        }
-        true
     }
 
     /// XACK + XDEL per stream. A failed ack only means redelivery later,

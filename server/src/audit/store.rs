@@ -170,7 +170,7 @@ impl AuditStore {
     /// ready) while PostgreSQL is down; writes retry until it is back.
     pub fn connect_lazy(cfg: &AuditConfig) -> Result<Self, AuditError> {
         let pool = PgPoolOptions::new()
-            .max_connections(cfg.max_connections.max(1))
+            .max_connections(cfg.max_connections.max(cfg.writers as u32 + 1).max(1))
             .acquire_timeout(cfg.connect_timeout)
             .connect_lazy(&cfg.database_url)?;
         Ok(AuditStore { pool })
@@ -212,7 +212,11 @@ impl AuditStore {
         // Latest state per session (by version) and latest deletion.
         let mut latest: BTreeMap<Uuid, &AuditEvent> = BTreeMap::new();
         let mut deleted: BTreeMap<Uuid, i64> = BTreeMap::new();
-        for ev in events {
+        // One key order for every writer: concurrent transactions that meet
+        // the same keys (redelivery, claims) then wait instead of deadlocking.
+        let mut ordered: Vec<&AuditEvent> = events.iter().collect();
+        ordered.sort_by_key(|e| (e.session_id, e.version, e.at_ms));
+        for ev in ordered {
             sid.push(ev.session_id);
             ver.push(i64::try_from(ev.version).unwrap_or(i64::MAX));
             typ.push(ev.event_type.as_str());

@@ -20,15 +20,22 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Progress shared between a consumer task and its [`AuditHandle`].
+/// What one writer task holds: events taken from the source, not yet committed.
 #[derive(Debug, Default)]
-pub(crate) struct Progress {
-    /// Events taken from the source but not yet committed.
+pub(crate) struct Slot {
+    /// Events in hand.
     pub(crate) in_hand: AtomicU64,
-    /// Events still waiting in the source (queue or stream), last measured.
-    pub(crate) waiting: AtomicU64,
     /// Commit time (ms) of the oldest event in hand; 0 when none.
     pub(crate) oldest_ms: AtomicI64,
+}
+
+/// Progress shared between a consumer's tasks and its [`AuditHandle`].
+#[derive(Debug)]
+pub(crate) struct Progress {
+    /// One slot per writer task.
+    pub(crate) slots: Vec<Slot>,
+    /// Events still waiting in the source (outbox streams), last measured.
+    pub(crate) waiting: AtomicU64,
     /// Commit time (ms) of the oldest event still waiting in the source, last
     /// measured (outbox streams); 0 when none or unknown.
     pub(crate) source_oldest_ms: AtomicI64,
@@ -36,6 +43,37 @@ pub(crate) struct Progress {
     pub(crate) db_ok: AtomicBool,
     /// Whether the backlog is currently over the bound.
     pub(crate) over_bound: AtomicBool,
+}
+
+impl Progress {
+    pub(crate) fn new(writers: usize) -> Self {
+        Progress {
+            slots: (0..writers.max(1)).map(|_| Slot::default()).collect(),
+            waiting: AtomicU64::new(0),
+            source_oldest_ms: AtomicI64::new(0),
+            db_ok: AtomicBool::new(true),
+            over_bound: AtomicBool::new(false),
+        }
+    }
+
+    /// Events held by all writer tasks.
+    pub(crate) fn in_hand(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.in_hand.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn oldest_ms(&self) -> Option<i64> {
+        self.slots
+            .iter()
+            .map(|s| s.oldest_ms.load(Ordering::Relaxed))
+            .chain(std::iter::once(
+                self.source_oldest_ms.load(Ordering::Relaxed),
+            ))
+            .filter(|ms| *ms > 0)
+            .min()
+    }
 }
 
 /// A running audit consumer: readiness information and shutdown.
@@ -89,7 +127,7 @@ impl AuditHandle {
         } else {
             // Outbox entries stay in Redis: what this consumer held stays
             // pending and another instance claims it.
-            let left = self.progress.in_hand.load(Ordering::Relaxed);
+            let left = self.progress.in_hand();
             if left > 0 {
                 tracing::warn!(
                     pending = left,
@@ -105,7 +143,7 @@ impl AuditHandle {
 /// for outbox streams (which keep in-hand entries until they are acked and
 /// deleted), the measured stream lengths.
 fn backlog_of(p: &Progress, queue: Option<&mpsc::WeakSender<AuditEvent>>) -> u64 {
-    let in_hand = p.in_hand.load(Ordering::Relaxed);
+    let in_hand = p.in_hand();
     match queue {
         Some(w) => {
             let queued = w
@@ -119,14 +157,7 @@ fn backlog_of(p: &Progress, queue: Option<&mpsc::WeakSender<AuditEvent>>) -> u64
 }
 
 fn lag_of(p: &Progress) -> Duration {
-    let oldest = [
-        p.oldest_ms.load(Ordering::Relaxed),
-        p.source_oldest_ms.load(Ordering::Relaxed),
-    ]
-    .into_iter()
-    .filter(|ms| *ms > 0)
-    .min();
-    match oldest {
+    match p.oldest_ms() {
         Some(ms) => Duration::from_millis((now_ms() - ms).max(0) as u64),
         None => Duration::ZERO,
     }
@@ -155,10 +186,7 @@ pub fn start_memory_writer_with(
     metrics: AuditMetrics,
 ) -> (mpsc::Sender<AuditEvent>, AuditHandle) {
     let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
-    let progress = Arc::new(Progress {
-        db_ok: AtomicBool::new(true),
-        ..Progress::default()
-    });
+    let progress = Arc::new(Progress::new(cfg.writers));
     let cancel = CancellationToken::new();
     let weak = tx.downgrade();
     let writer = Writer {
@@ -167,7 +195,8 @@ pub fn start_memory_writer_with(
         metrics,
         progress: Arc::clone(&progress),
         queue: Some(weak.clone()),
-        last_loud: Mutex::new(None),
+        last_loud: Arc::new(Mutex::new(None)),
+        slot: 0,
     };
     let task = tokio::spawn(writer.run_memory(rx, cancel.clone()));
     (
@@ -182,49 +211,87 @@ pub fn start_memory_writer_with(
 }
 
 /// The batch writer: retries, metrics and backlog warnings, shared by the
-/// memory queue consumer and the Redis outbox consumer.
+/// memory queue consumer and the Redis outbox consumer. Each writer task
+/// has its own copy with its own progress slot.
+#[derive(Clone)]
 pub(crate) struct Writer {
     pub(crate) store: AuditStore,
     pub(crate) cfg: AuditConfig,
     pub(crate) metrics: AuditMetrics,
     pub(crate) progress: Arc<Progress>,
     pub(crate) queue: Option<mpsc::WeakSender<AuditEvent>>,
-    pub(crate) last_loud: Mutex<Option<Instant>>,
+    pub(crate) last_loud: Arc<Mutex<Option<Instant>>>,
+    pub(crate) slot: usize,
 }
 
 impl Writer {
-    async fn run_memory(self, mut rx: mpsc::Receiver<AuditEvent>, cancel: CancellationToken) {
+    /// This writer for progress slot `slot` (one per concurrent writer task).
+    pub(crate) fn for_slot(&self, slot: usize) -> Writer {
+        Writer {
+            slot: slot.min(self.progress.slots.len() - 1),
+            ..self.clone()
+        }
+    }
+
+    /// Runs `cfg.writers` tasks over the queue: while one commits a batch,
+    /// the next collects and sends its own, which keeps PostgreSQL busy.
+    async fn run_memory(self, rx: mpsc::Receiver<AuditEvent>, cancel: CancellationToken) {
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let tasks: Vec<JoinHandle<()>> = (0..self.progress.slots.len())
+            .map(|i| {
+                let w = self.for_slot(i);
+                tokio::spawn(w.memory_worker(Arc::clone(&rx), cancel.clone()))
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn memory_worker(
+        self,
+        rx: Arc<tokio::sync::Mutex<mpsc::Receiver<AuditEvent>>>,
+        cancel: CancellationToken,
+    ) {
         let size = self.cfg.batch_size.max(1);
-        let mut batch: Vec<AuditEvent> = Vec::with_capacity(size);
         loop {
-            // Wait for the first event (or shutdown: then drain what is queued).
-            let stopping = tokio::select! {
-                n = rx.recv_many(&mut batch, size) => {
-                    if n == 0 {
-                        break; // every sender is gone and the queue is empty
+            let mut batch: Vec<AuditEvent> = Vec::with_capacity(size);
+            {
+                let mut rx = rx.lock().await;
+                // Wait for the first event, or for shutdown: then close the
+                // queue and keep writing until it is drained.
+                let stopping = tokio::select! {
+                    n = rx.recv_many(&mut batch, size) => {
+                        if n == 0 {
+                            break; // every sender is gone and the queue is empty
+                        }
+                        false
                     }
-                    false
+                    _ = cancel.cancelled() => true,
+                };
+                if stopping {
+                    rx.close();
+                    if rx.recv_many(&mut batch, size).await == 0 {
+                        break;
+                    }
+                } else {
+                    self.hold(&batch);
+                    // Linger for a fuller batch.
+                    let deadline = tokio::time::Instant::now() + self.cfg.linger;
+                    while batch.len() < size {
+                        let room = size - batch.len();
+                        match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room))
+                            .await
+                        {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
                 }
-                _ = cancel.cancelled() => true,
-            };
-            if stopping {
-                rx.close();
-                while rx.recv_many(&mut batch, size).await > 0 {
-                    self.write(std::mem::take(&mut batch), None).await;
-                }
-                break;
             }
-            self.hold(&batch);
-            // Linger for a fuller batch.
-            let deadline = tokio::time::Instant::now() + self.cfg.linger;
-            while batch.len() < size {
-                let room = size - batch.len();
-                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-            self.write(std::mem::take(&mut batch), Some(&cancel)).await;
+            // No cancel here: queued events exist nowhere else, so even on
+            // shutdown they are retried until the grace period ends.
+            self.write(batch, None).await;
         }
         self.release();
     }
@@ -232,15 +299,16 @@ impl Writer {
     /// Records a batch as taken from its source.
     pub(crate) fn hold(&self, batch: &[AuditEvent]) {
         let oldest = batch.iter().map(|e| e.at_ms).min().unwrap_or(0).max(1);
-        self.progress
-            .in_hand
-            .store(batch.len() as u64, Ordering::Relaxed);
-        self.progress.oldest_ms.store(oldest, Ordering::Relaxed);
+        let slot = &self.progress.slots[self.slot];
+        slot.in_hand.store(batch.len() as u64, Ordering::Relaxed);
+        slot.oldest_ms.store(oldest, Ordering::Relaxed);
     }
 
+    /// Records the slot's batch as committed (or given up).
     pub(crate) fn release(&self) {
-        self.progress.in_hand.store(0, Ordering::Relaxed);
-        self.progress.oldest_ms.store(0, Ordering::Relaxed);
+        let slot = &self.progress.slots[self.slot];
+        slot.in_hand.store(0, Ordering::Relaxed);
+        slot.oldest_ms.store(0, Ordering::Relaxed);
         self.observe_backlog();
     }
 
