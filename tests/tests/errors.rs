@@ -6,7 +6,6 @@ use synckairos_tests::*;
 
 synckairos_tests::backend_suite! {
     create_validation_names_the_field,
-    #[ignore = "server bug: missing total_time_ms / action_on_timeout.type accepted (201)"]
     create_validation_required_fields,
     malformed_json_is_400,
     wrong_content_type_is_415,
@@ -16,7 +15,6 @@ synckairos_tests::backend_suite! {
     session_exists_is_409,
     unknown_session_is_404_everywhere,
     non_uuid_path_id_is_a_4xx,
-    #[ignore = "server bug: undecodable path id gets a text/plain 400, not the error envelope"]
     undecodable_path_id_gets_the_error_envelope,
     invalid_state_transitions_are_400_naming_the_status,
     expected_version_mismatch_is_409_and_changes_nothing,

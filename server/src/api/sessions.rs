@@ -8,8 +8,9 @@ use crate::domain::{
     Command, CreateSpec, Millis, RenderedParticipant, Status, SwitchArgs, SyncState, time,
 };
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,8 +115,21 @@ pub struct SwitchBody {
     current_participant_id: Option<String>,
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::field("session_id", "must be a UUID"))
+/// The `{id}` path segment as a session id; any undecodable or malformed
+/// segment is a 400 naming `session_id`, in the JSON error envelope.
+pub struct SessionId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::field("session_id", "must be a UUID"))?;
+        Uuid::parse_str(&raw)
+            .map(SessionId)
+            .map_err(|_| ApiError::field("session_id", "must be a UUID"))
+    }
 }
 
 /// The success envelope, serialized straight from the payload.
@@ -154,14 +168,14 @@ pub async fn create(
         (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    let state = app.service.get(parse_id(&id)?).await?;
+    let state = app.service.get(id).await?;
     Ok(data(StatusCode::OK, state))
 }
 
-async fn simple(app: AppState, id: &str, cmd: Command) -> Result<Response, ApiError> {
-    let out = app.service.command(parse_id(id)?, cmd).await?;
+async fn simple(app: AppState, id: Uuid, cmd: Command) -> Result<Response, ApiError> {
+    let out = app.service.command(id, cmd).await?;
     Ok(data(StatusCode::OK, out.state))
 }
 
@@ -173,9 +187,9 @@ async fn simple(app: AppState, id: &str, cmd: Command) -> Result<Response, ApiEr
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, &id, Command::Start).await
+    simple(app, id, Command::Start).await
 }
 
 /// running → paused; the elapsed part of the cycle is charged.
@@ -185,9 +199,9 @@ pub async fn start(
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn pause(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, &id, Command::Pause).await
+    simple(app, id, Command::Pause).await
 }
 
 /// paused → running; a new cycle starts for the same participant.
@@ -197,9 +211,9 @@ pub async fn pause(
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn resume(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, &id, Command::Resume).await
+    simple(app, id, Command::Resume).await
 }
 
 /// Any non-terminal status → completed.
@@ -209,9 +223,9 @@ pub async fn resume(
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn complete(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, &id, Command::Complete).await
+    simple(app, id, Command::Complete).await
 }
 
 /// Any non-terminal status → cancelled (ext).
@@ -221,9 +235,9 @@ pub async fn complete(
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn cancel(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, &id, Command::Cancel).await
+    simple(app, id, Command::Cancel).await
 }
 
 fn opt_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
@@ -266,10 +280,9 @@ fn switch_args(body: Option<Value>) -> Result<SwitchArgs, ApiError> {
         (status = 503, body = ErrorBody)))]
 pub async fn switch(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let args = switch_args(body)?;
     let out = app.service.command(id, Command::Switch(args)).await?;
     let s = out.state;
@@ -296,9 +309,9 @@ pub async fn switch(
         (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    app.service.delete(parse_id(&id)?).await?;
+    app.service.delete(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -319,10 +332,9 @@ pub struct EventsQuery {
         (status = 503, body = ErrorBody, description = "AUDIT_UNAVAILABLE")))]
 pub async fn events(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let limit = match q.limit.as_deref() {
         None => 100,
         Some(l) => l

@@ -139,7 +139,9 @@ fn parse_action(v: &Value) -> Result<TimeoutAction, FieldError> {
         .as_object()
         .ok_or_else(|| FieldError::new("action_on_timeout", "must be an object"))?;
     let kind = match obj.get("type") {
-        None | Some(Value::Null) => TimeoutKind::EndSession,
+        None | Some(Value::Null) => {
+            return Err(FieldError::new("action_on_timeout.type", "is required"));
+        }
         Some(t) => serde_json::from_value::<TimeoutKind>(t.clone()).map_err(|_| {
             FieldError::new(
                 "action_on_timeout.type",
@@ -155,7 +157,7 @@ fn parse_action(v: &Value) -> Result<TimeoutAction, FieldError> {
 fn parse_participant(
     v: &Value,
     i: usize,
-    default_bank: Option<i64>,
+    default_bank: i64,
     mode: SyncMode,
 ) -> Result<CreateParticipant, FieldError> {
     let f = |k: &str| format!("participants[{i}].{k}");
@@ -181,12 +183,7 @@ fn parse_participant(
     }
     let total_time_ms = match get(obj, "total_time_ms") {
         Some(v) => int_in(v, &f("total_time_ms"), BANK_RANGE.0, BANK_RANGE.1)?,
-        None => default_bank.ok_or_else(|| {
-            FieldError::new(
-                f("total_time_ms"),
-                "is required when the session has no total_time_ms",
-            )
-        })?,
+        None => default_bank,
     };
     Ok(CreateParticipant {
         participant_id,
@@ -213,7 +210,8 @@ impl CreateSpec {
             None => return Err(FieldError::new("sync_mode", "is required")),
             Some(v) => parse_mode(v, "sync_mode")?,
         };
-        let total = opt_int(obj, "total_time_ms", BANK_RANGE.0, BANK_RANGE.1)?;
+        let total_time_ms = opt_int(obj, "total_time_ms", BANK_RANGE.0, BANK_RANGE.1)?
+            .ok_or_else(|| FieldError::new("total_time_ms", "is required"))?;
         let time_per_cycle_ms = opt_int(obj, "time_per_cycle_ms", BANK_RANGE.0, BANK_RANGE.1)?;
         if sync_mode == SyncMode::PerCycle && time_per_cycle_ms.is_none() {
             return Err(FieldError::new(
@@ -262,12 +260,8 @@ impl CreateSpec {
         let mut participants = raw
             .iter()
             .enumerate()
-            .map(|(i, v)| parse_participant(v, i, total, sync_mode))
+            .map(|(i, v)| parse_participant(v, i, total_time_ms, sync_mode))
             .collect::<Result<Vec<_>, _>>()?;
-        let total_time_ms = match total {
-            Some(t) => t,
-            None => participants[0].total_time_ms,
-        };
         let mut ids = std::collections::HashSet::new();
         let mut indexes = std::collections::HashSet::new();
         for p in &participants {
@@ -408,6 +402,12 @@ mod tests {
         assert_eq!(err_field(v), "participants");
         let mut v = base();
         v["action_on_timeout"] = json!({"type": "explode"});
+        assert_eq!(err_field(v), "action_on_timeout.type");
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("total_time_ms");
+        assert_eq!(err_field(v), "total_time_ms");
+        let mut v = base();
+        v["action_on_timeout"] = json!({"action": "fold"});
         assert_eq!(err_field(v), "action_on_timeout.type");
         let mut v = base();
         v["increment_ms"] = json!(1.5);
