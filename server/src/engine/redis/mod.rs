@@ -31,6 +31,7 @@ use fred::types::scripts::Script;
 use prometheus::{IntCounter, IntGauge};
 use pubsub::{GapSignal, PubSub, PubSubMetrics};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -61,6 +62,9 @@ pub struct RedisConfig {
     /// Approximate per-bucket cap of each outbox stream (`XADD MAXLEN ~`):
     /// bounds memory while no audit consumer trims it.
     pub outbox_max_len: u64,
+    /// Command connections (per node), used round-robin: one multiplexed
+    /// connection leaves the server waiting on round trips under load.
+    pub connections: usize,
 }
 
 impl Default for RedisConfig {
@@ -75,6 +79,7 @@ impl Default for RedisConfig {
             reconnect_max_delay: Duration::from_secs(2),
             audit: false,
             outbox_max_len: 1000,
+            connections: 2,
         }
     }
 }
@@ -143,7 +148,8 @@ impl RedisConfig {
 
 /// Sessions in Redis; see the module doc.
 pub struct RedisEngine {
-    client: Client,
+    clients: Vec<Client>,
+    next: AtomicUsize,
     hub: Hub,
     pubsub: Arc<PubSub>,
     create: Script,
@@ -196,7 +202,11 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
     } else {
         format!("Redis Cluster ({})", cfg.cluster_nodes.join(","))
     };
-    let client = cfg.builder(32)?.build().map_err(|e| e.to_string())?;
+    let mut clients = Vec::new();
+    for _ in 0..cfg.connections.max(1) {
+        clients.push(cfg.builder(32)?.build().map_err(|e| e.to_string())?);
+    }
+    let client = clients[0].clone();
     // Bursts of updates must not overflow the message channel before the
     // pump drains it (a lag forces a full resync).
     let sub: SubscriberClient = cfg
@@ -204,7 +214,9 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         .build_subscriber_client()
         .map_err(|e| e.to_string())?;
     let limit = cfg.connect_timeout * 2 + Duration::from_millis(500);
-    for (c, what) in [(&client, "commands"), (&sub.to_client(), "subscriber")] {
+    let mut all: Vec<(Client, &str)> = clients.iter().map(|c| (c.clone(), "commands")).collect();
+    all.push((sub.to_client(), "subscriber"));
+    for (c, what) in &all {
         match tokio::time::timeout(limit, c.init()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(format!("cannot connect to {where_} ({what}): {e}")),
@@ -227,6 +239,7 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         Script::from_lua(DELETE_LUA),
     );
     for s in [&create, &commit, &delete] {
+        // Cluster: SCRIPT LOAD on every primary (fred's `load`).
         s.load(&client)
             .await
             .map_err(|e| format!("{where_}: SCRIPT LOAD failed: {e}"))?;
@@ -258,10 +271,16 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         let c = loader_client.clone();
         Box::pin(async move { read_state(&c, id).await.map_err(|e| e.to_string()) })
     });
-    let mut events = vec![
-        GapSignal::Reconnect(sub.reconnect_rx(), "subscriber reconnected"),
-        GapSignal::Reconnect(client.reconnect_rx(), "command connection reconnected"),
-    ];
+    let mut events = vec![GapSignal::Reconnect(
+        sub.reconnect_rx(),
+        "subscriber reconnected",
+    )];
+    for c in &clients {
+        events.push(GapSignal::Reconnect(
+            c.reconnect_rx(),
+            "command connection reconnected",
+        ));
+    }
     if client.is_clustered() {
         events.push(GapSignal::ClusterChange(
             sub.cluster_change_rx(),
@@ -275,7 +294,8 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
     let pubsub = PubSub::start(sub, hub.clone(), loader, pm, cfg.command_timeout, events);
     tracing::info!(target = %where_, version = %version, "redis engine connected");
     Ok(Arc::new(RedisEngine {
-        client,
+        clients,
+        next: AtomicUsize::new(0),
         hub,
         pubsub,
         create,
@@ -320,9 +340,10 @@ fn encode_update(update: Option<&Update>) -> Value {
 }
 
 impl RedisEngine {
-    /// The command client (tests and diagnostics).
+    /// A command client (round-robin over the connections).
     pub fn client(&self) -> &Client {
-        &self.client
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.clients[i % self.clients.len()]
     }
 
     /// Forces a pub/sub resubscribe + resync of every local subscriber.
@@ -349,7 +370,7 @@ impl RedisEngine {
 
     async fn run(&self, script: &Script, id: &Uuid, args: Vec<Value>) -> Result<i64, EngineError> {
         script
-            .evalsha_with_reload(&self.client, Self::commit_keys(id), args)
+            .evalsha_with_reload(self.client(), Self::commit_keys(id), args)
             .await
             .map_err(unavailable)
     }
@@ -360,13 +381,13 @@ impl RedisEngine {
     async fn reap(&self, bucket: u32, stale: Vec<(Uuid, u64, String)>) {
         for (id, version, m) in stale {
             let head: Result<Option<Bytes>, _> =
-                self.client.getrange(keys::state_key(&id), 0, 24).await;
+                self.client().getrange(keys::state_key(&id), 0, 24).await;
             let current = match head {
                 Ok(h) => h.as_deref().and_then(keys::decode_state).map(|(v, _)| v),
                 Err(_) => return,
             };
             if current != Some(version) {
-                let _: Result<i64, _> = self.client.zrem(keys::deadlines_key(bucket), m).await;
+                let _: Result<i64, _> = self.client().zrem(keys::deadlines_key(bucket), m).await;
             }
         }
     }
@@ -383,7 +404,7 @@ impl Engine for RedisEngine {
 
     async fn load(&self, id: Uuid) -> Result<Option<Session>, EngineError> {
         self.pubsub.wait_ready(id).await;
-        read_state(&self.client, id).await
+        read_state(self.client(), id).await
     }
 
     async fn create(&self, c: Commit<'_>) -> Result<(), EngineError> {
@@ -454,7 +475,7 @@ impl Engine for RedisEngine {
         let lim = limit.min(i64::MAX as usize) as i64;
         let scans = (0..keys::BUCKETS).map(|b| async move {
             let r: Result<Vec<(String, f64)>, Error> = self
-                .client
+                .client()
                 .zrangebyscore(keys::deadlines_key(b), 0i64, now, true, Some((0, lim)))
                 .await;
             (b, r)
@@ -486,7 +507,7 @@ impl Engine for RedisEngine {
     }
 
     async fn ping(&self) -> Result<(), EngineError> {
-        let _: String = self.client.ping(None).await.map_err(unavailable)?;
+        let _: String = self.client().ping(None).await.map_err(unavailable)?;
         Ok(())
     }
 
