@@ -192,7 +192,7 @@ impl Service {
             kind: UpdateKind::Deleted,
             frames: vec![protocol::bare("SESSION_DELETED", id, now)],
         };
-        let audit = self.engine.audit_enabled().then(|| AuditEvent {
+        let audit = self.engine.audit_enabled().then_some(AuditEvent {
             session_id: id,
             version: 0,
             event_type: EventKind::SessionDeleted,
