@@ -11,7 +11,7 @@ export SYNCKAIROS_BIN ?= $(TARGET_DIR)/debug/synckairos
 
 -include mk/*.mk
 
-.PHONY: run test test-rust build bench fmt lint clean-tests $(PREREQS) $(EXTRA_TESTS)
+.PHONY: help run test test-rust build bench fmt lint $(PREREQS) $(EXTRA_TESTS)
 
 ## run: the service on http://localhost:$(PORT), memory engine, no external services
 run:
@@ -35,3 +35,9 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## help: list the targets
+help:
+	@grep -hE '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+.DEFAULT_GOAL := help
