@@ -9,6 +9,7 @@
 //! - [`scenario`]: `switch`, `get`, `fanout`, `timeouts`, `idle-ws`.
 //! - [`stats`]: exact nearest-rank percentiles.
 //! - [`report`]: the human-readable table and the one-line JSON summary.
+//! - [`sys`]: /proc readings (server RSS, machine load).
 //!
 //! See docs/bench.md for what each scenario measures and how `make bench` runs them.
 
@@ -18,6 +19,7 @@ mod http;
 mod report;
 mod scenario;
 mod stats;
+mod sys;
 mod ws;
 
 use std::process::ExitCode;
@@ -67,7 +69,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
     };
     let name = cli.scenario.name();
-    let report = match cli.scenario {
+    let load_start = sys::loadavg_1m();
+    let mut report = match cli.scenario {
         Scenario::Switch(a) => scenario::rest::run(target, a, RestKind::Switch).await?,
         Scenario::Get(a) => scenario::rest::run(target, a, RestKind::Get).await?,
         Scenario::Fanout(a) => {
@@ -87,6 +90,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
     };
     debug_assert_eq!(report.scenario, name);
+    report
+        .result("loadavg_1m_start", load_start)
+        .result("loadavg_1m_end", sys::loadavg_1m());
     print!("{}", report.table());
     println!("{}", report.json_line());
     Ok(())

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
@@ -20,23 +20,8 @@ use crate::cli::{BaseUrl, IdleWsArgs};
 use crate::http::Target;
 use crate::report::Report;
 use crate::scenario::LONG_BANK_MS;
+use crate::sys::read_rss_kib;
 use crate::ws;
-
-/// Extracts VmRSS in KiB from the text of /proc/PID/status.
-pub fn parse_vm_rss_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
-
-/// Reads a process's resident set size in KiB.
-pub fn read_rss_kib(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    parse_vm_rss_kib(&text).with_context(|| format!("no VmRSS line in {path}"))
-}
 
 /// Runs the `idle-ws` scenario.
 pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: IdleWsArgs) -> Result<Report> {
@@ -153,23 +138,4 @@ async fn idle_client(
         }
     }
     ws::close(conn).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vm_rss_is_read_from_proc_status_text() {
-        let text = "Name:\tsynckairos\nVmPeak:\t  999 kB\nVmRSS:\t   12345 kB\nRssAnon:\t 1 kB\n";
-        assert_eq!(parse_vm_rss_kib(text), Some(12345));
-        assert_eq!(parse_vm_rss_kib("Name:\tx\n"), None);
-        assert_eq!(parse_vm_rss_kib("VmRSS:\tlots kB\n"), None);
-    }
-
-    #[test]
-    fn own_rss_is_readable() {
-        let kib = read_rss_kib(std::process::id()).unwrap();
-        assert!(kib > 0);
-    }
 }
