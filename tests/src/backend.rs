@@ -5,7 +5,7 @@
 //! [`backend_suite!`](crate::backend_suite) macro handed them. Adding an
 //! engine (standalone Redis, Redis Cluster) therefore means: a new variant
 //! here, its [`Backend::provision`] arm (start the external processes, return
-//! the env vars that point the server at them), and one line in the macro.
+//! the env vars that point the server at them), and an entry in [`Backend::all`].
 
 use std::any::Any;
 use std::sync::Arc;
@@ -37,6 +37,12 @@ pub struct Provisioned {
 }
 
 impl Backend {
+    /// Every backend the generic suites run on, in order. Adding an engine
+    /// to the suites means adding it here.
+    pub fn all() -> Vec<Backend> {
+        vec![Backend::Memory, Backend::Redis, Backend::Cluster]
+    }
+
     /// Short name, used in test module names and log output.
     pub fn name(&self) -> &'static str {
         match self {

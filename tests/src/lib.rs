@@ -20,6 +20,7 @@ pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod server;
+pub mod suite;
 pub mod ws;
 
 pub use backend::{Backend, Provisioned};
@@ -32,8 +33,10 @@ pub use http::{Api, Resp};
 pub use server::{ServerBuilder, TestServer};
 pub use ws::{WS_WAIT, WsClient, WsEvent};
 
-/// Instantiates every listed test once per backend, as `memory::name`,
-/// `redis::name` (standalone Redis) and `cluster::name` (6-node Redis Cluster).
+/// Instantiates every listed test once per backend in [`Backend::all`], as
+/// `memory::name`, `redis::name` (standalone Redis) and `cluster::name`
+/// (6-node Redis Cluster), and generates the test binary's `main` (the suite
+/// files are `harness = false` targets; see [`suite`]).
 ///
 /// ```ignore
 /// backend_suite! {
@@ -43,30 +46,29 @@ pub use ws::{WS_WAIT, WsClient, WsEvent};
 /// async fn create_returns_state(b: Backend) { let srv = TestServer::start(&b).await; ... }
 /// ```
 ///
-/// To add a backend, add one `__backend_mod!` line below; the suites do not
-/// change.
+/// To add a backend, add it to [`Backend::all`]; the suites do not change.
 #[macro_export]
 macro_rules! backend_suite {
-    ($($tests:tt)*) => {
-        $crate::__backend_mod!(memory, $crate::Backend::Memory, $($tests)*);
-        $crate::__backend_mod!(redis, $crate::Backend::Redis, $($tests)*);
-        $crate::__backend_mod!(cluster, $crate::Backend::Cluster, $($tests)*);
-    };
-}
+    ($( $(#[ignore = $why:literal])? $name:ident ),* $(,)?) => {
+        /// Every test of this suite, once per backend.
+        fn trials() -> ::std::vec::Vec<$crate::suite::Trial> {
+            let mut trials = ::std::vec::Vec::new();
+            for backend in $crate::Backend::all() {
+                $(
+                    trials.push($crate::suite::trial(
+                        backend.clone(),
+                        stringify!($name),
+                        None $(.or(Some($why)))?,
+                        |b| ::std::boxed::Box::pin($name(b)),
+                    ));
+                )*
+            }
+            trials
+        }
 
-/// Implementation detail of [`backend_suite!`]: one module of tests for one backend.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __backend_mod {
-    ($module:ident, $backend:expr, $( $(#[$attr:meta])* $name:ident ),* $(,)?) => {
-        mod $module {
-            $(
-                $(#[$attr])*
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($backend).await
-                }
-            )*
+        #[allow(dead_code)]
+        fn main() -> ::std::process::ExitCode {
+            $crate::suite::run(trials())
         }
     };
 }
