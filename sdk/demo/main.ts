@@ -22,7 +22,7 @@ const NAMES: Record<Pid, string> = { white: 'White', black: 'Black' };
 interface DemoProbe {
   /** The last painted frame: local epoch ms of the frame and the values shown. */
   frame: { at: number; remaining: Record<string, number>; active: string | null; version: number; status: string; deadline: number | null } | null;
-  /** Local epoch ms of the first frame that painted each new active player. */
+  /** Local epoch ms of the first frame that painted each new version (with its active player). */
   activeShownAt: Array<{ pid: string | null; at: number; version: number }>;
   /** Local epoch ms of the last Space / switch press. */
   pressedAt: number | null;
@@ -110,6 +110,7 @@ function showGame(sessionId: string): void {
   const sub = new SessionSubscription(sessionId, { client });
   const flagged = new Set<string>();
   let shownActive: string | null | undefined;
+  let shownVersion = 0;
   const status = $('status');
   const actionError = $('action-error');
 
@@ -231,8 +232,9 @@ function showGame(sessionId: string): void {
         if (isFlagged && probe.flagShownAt === null) probe.flagShownAt = at;
       }
       const activeNow = s.status === 'running' ? s.active_participant_id : null;
-      if (activeNow !== shownActive) {
+      if (activeNow !== shownActive || s.version !== shownVersion) {
         shownActive = activeNow;
+        shownVersion = s.version;
         probe.activeShownAt.push({ pid: activeNow, at, version: s.version });
         if (probe.activeShownAt.length > 100) probe.activeShownAt.shift();
       }

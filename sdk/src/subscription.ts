@@ -134,7 +134,13 @@ export class SessionSubscription {
   private attempt = 0;
   private reconnects = 0;
   private stopped = false;
-  private lastHeard = 0;
+  /**
+   * Since when we have been waiting for the server (connect attempt or an
+   * unanswered PING); null while it is answering. Measured from our own
+   * request, so a throttled background tab whose timers fire late is not
+   * mistaken for a dead connection.
+   */
+  private awaitingSince: number | null = null;
   private pending = new Map<number, number>();
   private burstLeft = 0;
   private heartbeatTimer: unknown = null;
@@ -237,7 +243,7 @@ export class SessionSubscription {
       return;
     }
     this.ws = ws;
-    this.lastHeard = this.now();
+    this.awaitingSince = this.now();
     this.pending.clear();
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onMessage(ev.data);
@@ -252,7 +258,7 @@ export class SessionSubscription {
   }
 
   private onMessage(data: unknown): void {
-    this.lastHeard = this.now();
+    this.awaitingSince = null;
     if (typeof data !== 'string') return;
     let msg: ServerMessage;
     try {
@@ -328,6 +334,7 @@ export class SessionSubscription {
     let key = Math.round(t);
     while (this.pending.has(key)) key += 1;
     this.pending.set(key, t);
+    this.awaitingSince ??= t;
     if (this.pending.size > 32) this.pending.delete(this.pending.keys().next().value as number);
     this.send({ type: 'PING', client_time: key });
   }
@@ -365,7 +372,7 @@ export class SessionSubscription {
     this.heartbeatTimer = this.timers.setTimeout(() => {
       this.heartbeatTimer = null;
       if (this.stopped || !this.ws) return;
-      if (this.now() - this.lastHeard > this.heartbeatTimeoutMs) {
+      if (this.awaitingSince !== null && this.now() - this.awaitingSince > this.heartbeatTimeoutMs) {
         // Half-open or stuck connection: drop it and reconnect.
         this.dropSocket(4000, 'heartbeat timeout');
         this.onClose(4000);

@@ -105,12 +105,27 @@ describe('demo page in headless Chromium', () => {
     let expected = 'black';
     for (let i = 0; i < 6; i++) {
       const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
-      const before = (await probe(to)).activeShownAt.length;
+      // Both pages settled on the same version first, so the next version is this press's switch.
+      const before = await until('both pages show the same version', async () => {
+        const [fa, fb] = [(await probe(a)).frame!, (await probe(b)).frame!];
+        return fa.version === fb.version && fa.active !== expected ? fa.version : null;
+      });
       await from.keyboard.press('Space');
       const shown = await until('switch shown in the other page', async () => {
         const pr = await probe(to);
-        return pr.activeShownAt.slice(before).find((x) => x.pid === expected) ?? null;
-      }, 5_000);
+        return pr.activeShownAt.find((x) => x.version > before && x.pid === expected) ?? null;
+      }, 5_000).catch(async (e: Error) => {
+        const diag = async (p: Page) => ({
+          frame: (await probe(p)).frame,
+          error: await p.locator('#action-error').textContent(),
+          focus: await p.evaluate(() => document.activeElement?.id || document.activeElement?.tagName),
+          conn: await p.locator("#conn").textContent(),
+          shown: (await probe(p)).activeShownAt.slice(-6),
+          pressedAt: (await probe(p)).pressedAt,
+          before,
+        });
+        throw new Error(`${e.message} (switch ${i}, expecting ${expected}); from: ${JSON.stringify(await diag(from))}; to: ${JSON.stringify(await diag(to))}`);
+      });
       const pressedAt = (await probe(from)).pressedAt!;
       latencies.push(shown.at - pressedAt);
       expected = expected === 'black' ? 'white' : 'black';
