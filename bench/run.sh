@@ -107,8 +107,8 @@ start_server() {
 FAILED=()
 scenario() {
   echo
-  echo "\$ synckairos-bench --url $URL ${THREADS_ARG[*]} $*"
-  if "$BENCH" --url "$URL" "${THREADS_ARG[@]}" "$@" | tee "$WORK/last.out"; then
+  echo "\$ synckairos-bench --url $URL --server-pid $PID_A ${THREADS_ARG[*]} $*"
+  if "$BENCH" --url "$URL" --server-pid "$PID_A" "${THREADS_ARG[@]}" "$@" | tee "$WORK/last.out"; then
     grep '^{"scenario"' "$WORK/last.out" >>"$SUMMARY" || true
   else
     echo "bench: scenario '$1' FAILED" >&2
@@ -121,7 +121,7 @@ URL_A=$URL
 PID_A=$SERVER_PID
 for s in $SCENARIOS; do
   case $s in
-  idle-ws) scenario idle-ws --connections "$IDLE_WS" --sessions 100 --server-pid "$PID_A" ;;
+  idle-ws) scenario idle-ws --connections "$IDLE_WS" --sessions 100 ;;
   switch) scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" ;;
   get) scenario get --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" ;;
   fanout)

@@ -35,6 +35,11 @@ pub struct Cli {
     #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 
+    /// PID of the server process on this machine. Required by `idle-ws` (VmRSS);
+    /// elsewhere it adds the server's CPU time per request to the report.
+    #[arg(long, global = true)]
+    pub server_pid: Option<u32>,
+
     /// The scenario to run.
     #[command(subcommand)]
     pub scenario: Scenario,
@@ -51,7 +56,7 @@ pub enum Scenario {
     Fanout(FanoutArgs),
     /// M sessions with short banks; measures TIME_EXPIRED arrival minus deadline_ms.
     Timeouts(TimeoutsArgs),
-    /// Opens K idle WebSocket connections; prints the server's RSS growth per connection.
+    /// Opens K idle WebSocket connections; prints the server's RSS growth per connection (needs --server-pid).
     IdleWs(IdleWsArgs),
 }
 
@@ -138,9 +143,6 @@ pub struct IdleWsArgs {
     /// Sessions the connections are spread over (created before the first RSS reading).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub sessions: u32,
-    /// PID of the server process (its /proc/PID/status VmRSS is read before and after).
-    #[arg(long)]
-    pub server_pid: u32,
     /// Time to let the server settle before each RSS reading.
     #[arg(long, default_value = "1s", value_parser = parse_bounded_duration)]
     pub settle: Duration,
@@ -387,7 +389,6 @@ mod tests {
             &["synckairos-bench", "get", "--duration", "0s"],
             &["synckairos-bench", "get", "--sessions", "0"],
             &["synckairos-bench", "timeouts", "--min-bank-ms", "999"],
-            &["synckairos-bench", "idle-ws"],
             &["synckairos-bench", "nope"],
         ];
         for args in bad {

@@ -71,12 +71,14 @@ async fn run(cli: Cli) -> Result<()> {
     let name = cli.scenario.name();
     let load_start = sys::loadavg_1m();
     let mut report = match cli.scenario {
-        Scenario::Switch(a) => scenario::rest::run(target, a, RestKind::Switch).await?,
-        Scenario::Get(a) => scenario::rest::run(target, a, RestKind::Get).await?,
+        Scenario::Switch(a) => {
+            scenario::rest::run(target, a, RestKind::Switch, cli.server_pid).await?
+        }
+        Scenario::Get(a) => scenario::rest::run(target, a, RestKind::Get, cli.server_pid).await?,
         Scenario::Fanout(a) => {
             let wb = ws_base(&a.ws_url_base)?;
             Target::resolve(wb.clone(), cli.allow_remote).await?;
-            scenario::fanout::run(target, wb, a).await?
+            scenario::fanout::run(target, wb, a, cli.server_pid).await?
         }
         Scenario::Timeouts(a) => {
             let wb = ws_base(&a.ws_url_base)?;
@@ -86,7 +88,7 @@ async fn run(cli: Cli) -> Result<()> {
         Scenario::IdleWs(a) => {
             let wb = ws_base(&a.ws_url_base)?;
             Target::resolve(wb.clone(), cli.allow_remote).await?;
-            scenario::idle_ws::run(target, wb, a).await?
+            scenario::idle_ws::run(target, wb, a, cli.server_pid).await?
         }
     };
     debug_assert_eq!(report.scenario, name);

@@ -26,8 +26,9 @@ use crate::cli::{BaseUrl, FanoutArgs};
 use crate::http::{HttpConn, ReqSpec, Target, count_error, error_kind};
 use crate::report::Report;
 use crate::scenario::LONG_BANK_MS;
-use crate::scenario::rest::rate;
+use crate::scenario::rest::{per_unit_us, rate};
 use crate::stats::Dist;
+use crate::sys::CpuMeter;
 use crate::ws;
 
 /// Published by the driver when it stops: the last version of each session and
@@ -58,7 +59,12 @@ struct Sent {
 }
 
 /// Runs the `fanout` scenario.
-pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: FanoutArgs) -> Result<Report> {
+pub async fn run(
+    target: Arc<Target>,
+    ws_base: BaseUrl,
+    args: FanoutArgs,
+    server_pid: Option<u32>,
+) -> Result<Report> {
     let s = args.sessions as usize;
     let k = args.clients as usize;
     eprintln!("[fanout] creating and starting {s} sessions");
@@ -98,6 +104,7 @@ pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: FanoutArgs) -> Res
         args.rate, args.duration
     );
 
+    let cpu = CpuMeter::start(server_pid);
     let driver_result = drive(&target, &ids, args.rate, args.duration).await;
     let (sent, mut errors, finals, drive_elapsed) = match driver_result {
         Ok(d) => d,
@@ -119,6 +126,7 @@ pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: FanoutArgs) -> Res
     for h in clients {
         results.push(h.await?);
     }
+    let (server_cpu, bench_cpu) = cpu.stop();
     delete_sessions(&target, &ids).await?;
 
     let sent_at: HashMap<(usize, u64), Instant> = sent
@@ -178,6 +186,12 @@ pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: FanoutArgs) -> Res
         .result("out_of_order", ooo)
         .result("duplicates", dups)
         .result("unmatched", unmatched)
+        .result("server_cpu_s", server_cpu)
+        .result(
+            "server_cpu_us_per_delivery",
+            per_unit_us(server_cpu, latencies.len() as u64),
+        )
+        .result("bench_cpu_s", bench_cpu)
         .dist("delivery_latency", Dist::from_samples(latencies))
         .add_errors(&errors);
     Ok(report)

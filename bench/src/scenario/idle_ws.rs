@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
@@ -24,14 +24,21 @@ use crate::sys::read_rss_kib;
 use crate::ws;
 
 /// Runs the `idle-ws` scenario.
-pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: IdleWsArgs) -> Result<Report> {
+pub async fn run(
+    target: Arc<Target>,
+    ws_base: BaseUrl,
+    args: IdleWsArgs,
+    server_pid: Option<u32>,
+) -> Result<Report> {
+    let server_pid =
+        server_pid.context("idle-ws needs --server-pid PID (the server's process id)")?;
     let k = args.connections as usize;
     let s = args.sessions as usize;
-    read_rss_kib(args.server_pid)?;
+    read_rss_kib(server_pid)?;
     eprintln!("[idle-ws] creating {s} sessions");
     let ids = create_sessions(&target, vec![LONG_BANK_MS; s]).await?;
     tokio::time::sleep(args.settle).await;
-    let before = read_rss_kib(args.server_pid)?;
+    let before = read_rss_kib(server_pid)?;
 
     eprintln!(
         "[idle-ws] opening {k} idle connections to {}",
@@ -61,7 +68,7 @@ pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: IdleWsArgs) -> Res
     }
     let open_time = opened_at.elapsed();
     tokio::time::sleep(args.settle).await;
-    let after = read_rss_kib(args.server_pid)?;
+    let after = read_rss_kib(server_pid)?;
 
     stop_tx.send_replace(true);
     for h in handles {
@@ -69,7 +76,7 @@ pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: IdleWsArgs) -> Res
     }
     delete_sessions(&target, &ids).await?;
     tokio::time::sleep(args.settle).await;
-    let after_close = read_rss_kib(args.server_pid)?;
+    let after_close = read_rss_kib(server_pid)?;
 
     let delta = after.saturating_sub(before);
     let per_conn = if connected == 0 {
@@ -83,7 +90,7 @@ pub async fn run(target: Arc<Target>, ws_base: BaseUrl, args: IdleWsArgs) -> Res
         .param("ws_url", ws_base.authority())
         .param("connections", k)
         .param("sessions", s)
-        .param("server_pid", args.server_pid)
+        .param("server_pid", server_pid)
         .result("connected", connected)
         .result(
             "open_s",

@@ -20,6 +20,7 @@ use crate::http::{HttpConn, ReqSpec, Target, count_error, error_kind};
 use crate::report::Report;
 use crate::scenario::LONG_BANK_MS;
 use crate::stats::Dist;
+use crate::sys::CpuMeter;
 
 /// Which request the workers repeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,12 @@ struct Window {
 }
 
 /// Runs the `switch` or `get` scenario.
-pub async fn run(target: Arc<Target>, args: RestArgs, kind: RestKind) -> Result<Report> {
+pub async fn run(
+    target: Arc<Target>,
+    args: RestArgs,
+    kind: RestKind,
+    server_pid: Option<u32>,
+) -> Result<Report> {
     let n = args.sessions as usize;
     let c = args.concurrency as usize;
     eprintln!("[{}] creating and starting {n} sessions", kind.name());
@@ -111,6 +117,8 @@ pub async fn run(target: Arc<Target>, args: RestArgs, kind: RestKind) -> Result<
         args.duration
     );
 
+    tokio::time::sleep_until(measure_start).await;
+    let cpu = CpuMeter::start(server_pid);
     let mut samples = Vec::new();
     let mut errors = BTreeMap::new();
     let mut finished = measure_start;
@@ -122,6 +130,7 @@ pub async fn run(target: Arc<Target>, args: RestArgs, kind: RestKind) -> Result<
         }
         finished = finished.max(r.finished);
     }
+    let (server_cpu, bench_cpu) = cpu.stop();
     let elapsed = finished.saturating_duration_since(measure_start);
     let ok = samples.len() as u64;
     let err_total: u64 = errors.values().sum();
@@ -138,6 +147,9 @@ pub async fn run(target: Arc<Target>, args: RestArgs, kind: RestKind) -> Result<
         .result("errors_total", err_total)
         .result("elapsed_s", round3(elapsed.as_secs_f64()))
         .result("rps", rate(ok, elapsed))
+        .result("server_cpu_s", server_cpu)
+        .result("server_cpu_us_per_req", per_unit_us(server_cpu, ok))
+        .result("bench_cpu_s", bench_cpu)
         .dist("latency", Dist::from_samples(samples))
         .add_errors(&errors);
     Ok(report)
@@ -149,6 +161,15 @@ pub fn rate(count: u64, elapsed: Duration) -> f64 {
         return 0.0;
     }
     (count as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0
+}
+
+/// CPU microseconds per unit of work (request, delivery), rounded to 0.1 µs.
+pub fn per_unit_us(cpu_s: Option<f64>, units: u64) -> Option<f64> {
+    let cpu_s = cpu_s?;
+    if units == 0 {
+        return None;
+    }
+    Some((cpu_s * 1e6 / units as f64 * 10.0).round() / 10.0)
 }
 
 fn round3(x: f64) -> f64 {
@@ -227,6 +248,9 @@ mod tests {
         assert_eq!(rate(30_000, Duration::from_secs(10)), 3000.0);
         assert_eq!(rate(1, Duration::from_millis(3)), 333.3);
         assert_eq!(rate(5, Duration::ZERO), 0.0);
+        assert_eq!(per_unit_us(Some(1.5), 100_000), Some(15.0));
+        assert_eq!(per_unit_us(Some(1.5), 0), None);
+        assert_eq!(per_unit_us(None, 10), None);
     }
 
     #[test]
