@@ -222,6 +222,8 @@ pub struct ClusterNode {
     pub port: u16,
     /// Whether it is a primary.
     pub primary: bool,
+    /// The primary a replica follows.
+    pub primary_id: Option<String>,
     /// Whether it is marked failed.
     pub failed: bool,
     /// Slot ranges it serves (primaries).
@@ -249,6 +251,7 @@ fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
                 id: f[0].to_string(),
                 port,
                 primary: flags.contains("master"),
+                primary_id: (f[3] != "-").then(|| f[3].to_string()),
                 failed: flags.contains("fail") && !flags.contains("fail?"),
                 slots,
             })

@@ -241,3 +241,49 @@ async fn killing_a_primary_costs_a_bounded_outage_and_subscribers_are_resynced()
         .unwrap_or_default();
     println!("instance A resync passes: {resyncs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_failover_keeps_delivery() {
+    let cluster = RedisCluster::start().await.unwrap();
+    let (a, b) = (instance(&cluster).await, instance(&cluster).await);
+    let id = a.create(spec(600_000)).await.unwrap().session_id;
+    let mut sub = a.subscribe(id);
+    a.get(id).await.unwrap();
+    b.command(id, Command::Start).await.unwrap();
+    let primary = cluster.primary_for(&keys::state_key(&id)).unwrap();
+    let replica = cluster
+        .topology()
+        .unwrap()
+        .into_iter()
+        .find(|n| !n.primary && n.primary_id.as_deref() == Some(primary.id.as_str()))
+        .unwrap();
+    synckairos_tests::redis::cli(replica.port, &["cluster", "failover"]).unwrap();
+    let t = Instant::now();
+    while cluster.primary_for(&keys::state_key(&id)).unwrap().port != replica.port {
+        assert!(t.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("manual failover done in {} ms", t.elapsed().as_millis());
+    let mut v = 2;
+    for _ in 0..3 {
+        v = loop {
+            match b.command(id, switch(Some(v))).await {
+                Ok(o) => break o.state.version,
+                Err(ServiceError::Unavailable(_)) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let u = sub.next().await.unwrap();
+                if u.version >= v {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("version {v} never reached A after a manual failover"));
+    }
+}

@@ -65,6 +65,11 @@ pub struct RedisConfig {
     /// Command connections (per node), used round-robin: one multiplexed
     /// connection leaves the server waiting on round trips under load.
     pub connections: usize,
+    /// Cluster only: how often the slot owners are compared with the last
+    /// look. A slot that moved without a reconnect (manual failover,
+    /// resharding) silently ends its shard-channel subscriptions; a change
+    /// triggers the resubscribe + resync.
+    pub topology_check_interval: Duration,
 }
 
 impl Default for RedisConfig {
@@ -80,6 +85,7 @@ impl Default for RedisConfig {
             audit: false,
             outbox_max_len: 1000,
             connections: 2,
+            topology_check_interval: Duration::from_secs(1),
         }
     }
 }
@@ -292,6 +298,13 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         ));
     }
     let pubsub = PubSub::start(sub, hub.clone(), loader, pm, cfg.command_timeout, events);
+    if client.is_clustered() {
+        spawn_topology_watch(
+            client.clone(),
+            Arc::downgrade(&pubsub),
+            cfg.topology_check_interval,
+        );
+    }
     tracing::info!(target = %where_, version = %version, "redis engine connected");
     Ok(Arc::new(RedisEngine {
         clients,
@@ -304,6 +317,65 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         audit: cfg.audit,
         outbox_max_len: cfg.outbox_max_len.max(1).to_string(),
     }))
+}
+
+/// The primary owning each slot range, from `CLUSTER SLOTS`: a fingerprint
+/// of where shard channels live (replicas are left out on purpose).
+pub fn slot_owners(v: &Value) -> Vec<(i64, i64, String)> {
+    let Value::Array(ranges) = v else {
+        return Vec::new();
+    };
+    let mut out: Vec<(i64, i64, String)> = ranges
+        .iter()
+        .filter_map(|r| {
+            let Value::Array(r) = r else { return None };
+            let (start, end) = (r.first()?.as_i64()?, r.get(1)?.as_i64()?);
+            let Value::Array(node) = r.get(2)? else {
+                return None;
+            };
+            let who = node
+                .iter()
+                .filter_map(|x| {
+                    x.as_str()
+                        .map(|s| s.to_string())
+                        .or_else(|| x.as_i64().map(|n| n.to_string()))
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            Some((start, end, who))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Watches the slot owners of a cluster and asks for a pub/sub resync when
+/// they change (see [`RedisConfig::topology_check_interval`]). Ends with
+/// the engine.
+fn spawn_topology_watch(client: Client, pubsub: std::sync::Weak<PubSub>, every: Duration) {
+    tokio::spawn(async move {
+        let mut last: Option<Vec<(i64, i64, String)>> = None;
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(pubsub) = pubsub.upgrade() else {
+                break;
+            };
+            let Ok(v) = client.cluster_slots::<Value>().await else {
+                continue;
+            };
+            let owners = slot_owners(&v);
+            if owners.is_empty() {
+                continue;
+            }
+            if last.as_ref().is_some_and(|l| *l != owners) {
+                tracing::info!("cluster slot owners changed; resubscribing");
+                pubsub.request_resync("cluster slot owners changed");
+            }
+            last = Some(owners);
+        }
+    });
 }
 
 async fn read_state(client: &Client, id: Uuid) -> Result<Option<Session>, EngineError> {

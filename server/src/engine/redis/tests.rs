@@ -489,3 +489,52 @@ async fn many_subscriptions_at_once_are_batched_and_resynced() {
         .unwrap();
     assert_eq!(n, 1.0, "only the still-subscribed session's update arrived");
 }
+
+#[test]
+fn slot_owners_fingerprint_ignores_replicas_and_order() {
+    let node = |h: &str, p: i64, id: &str| {
+        Value::Array(vec![Value::from(h), Value::Integer(p), Value::from(id)])
+    };
+    let a = Value::Array(vec![
+        Value::Array(vec![
+            Value::Integer(5461),
+            Value::Integer(10922),
+            node("127.0.0.1", 7001, "b"),
+            node("127.0.0.1", 7004, "e"),
+        ]),
+        Value::Array(vec![
+            Value::Integer(0),
+            Value::Integer(5460),
+            node("127.0.0.1", 7000, "a"),
+            node("127.0.0.1", 7003, "d"),
+        ]),
+    ]);
+    let a_other_replica = Value::Array(vec![
+        Value::Array(vec![
+            Value::Integer(0),
+            Value::Integer(5460),
+            node("127.0.0.1", 7000, "a"),
+        ]),
+        Value::Array(vec![
+            Value::Integer(5461),
+            Value::Integer(10922),
+            node("127.0.0.1", 7001, "b"),
+        ]),
+    ]);
+    let failed_over = Value::Array(vec![
+        Value::Array(vec![
+            Value::Integer(0),
+            Value::Integer(5460),
+            node("127.0.0.1", 7003, "d"),
+        ]),
+        Value::Array(vec![
+            Value::Integer(5461),
+            Value::Integer(10922),
+            node("127.0.0.1", 7001, "b"),
+        ]),
+    ]);
+    assert_eq!(slot_owners(&a).len(), 2);
+    assert_eq!(slot_owners(&a), slot_owners(&a_other_replica));
+    assert_ne!(slot_owners(&a), slot_owners(&failed_over));
+    assert!(slot_owners(&Value::Null).is_empty());
+}
