@@ -46,6 +46,15 @@ export interface ClockEstimatorOptions {
   bestOf?: number;
   /** Samples older than this are dropped, so a clock step is forgotten (default 10 min). */
   maxAgeMs?: number;
+  /**
+   * Slack (ms) before a sample that contradicts the estimate is treated as a
+   * clock step (default 25). Without steps, every sample's interval
+   * `offset ± rtt/2` contains the true offset; a sample whose interval misses
+   * the current one by more than this means a clock jumped (NTP step, a
+   * suspended laptop whose monotonic clock paused), and the old samples are
+   * dropped instead of outvoting the new truth.
+   */
+  stepToleranceMs?: number;
 }
 
 /** The local clock used everywhere in the SDK: epoch ms, monotonic where the platform allows. */
@@ -69,24 +78,39 @@ export class ClockEstimator {
   private readonly windowSize: number;
   private readonly bestOf: number;
   private readonly maxAgeMs: number;
+  private readonly stepToleranceMs: number;
+  private steps = 0;
   private cached: ClockEstimate | null = null;
 
   constructor(options: ClockEstimatorOptions = {}) {
     this.windowSize = Math.max(1, options.windowSize ?? 24);
     this.bestOf = Math.max(1, options.bestOf ?? 5);
     this.maxAgeMs = options.maxAgeMs ?? 10 * 60_000;
+    this.stepToleranceMs = options.stepToleranceMs ?? 25;
   }
 
   /** Adds one round trip; returns false (and ignores it) when it is impossible (negative RTT, NaN). */
   addSample(s: ClockSample): boolean {
     const rtt = s.receivedAt - s.sentAt;
     if (!Number.isFinite(rtt) || rtt < 0 || !Number.isFinite(s.serverTime)) return false;
-    this.samples.push({ offset: s.serverTime - (s.sentAt + rtt / 2), rtt, at: s.receivedAt });
+    const offset = s.serverTime - (s.sentAt + rtt / 2);
+    const est = this.estimate();
+    if (est && Math.abs(offset - est.offsetMs) > rtt / 2 + est.uncertaintyMs + this.stepToleranceMs) {
+      // The intervals cannot both hold: a clock stepped. Start over from this sample.
+      this.samples = [];
+      this.steps += 1;
+    }
+    this.samples.push({ offset, rtt, at: s.receivedAt });
     const cutoff = s.receivedAt - this.maxAgeMs;
     this.samples = this.samples.filter((x) => x.at >= cutoff);
     if (this.samples.length > this.windowSize) this.samples.splice(0, this.samples.length - this.windowSize);
     this.cached = null;
     return true;
+  }
+
+  /** How many clock steps were detected (each one restarted the window). */
+  get stepCount(): number {
+    return this.steps;
   }
 
   /** Number of samples in the window. */

@@ -76,7 +76,7 @@ export class FakeNet {
   constructor(
     readonly vt: VirtualTime,
     public shape: NetShape,
-    readonly clientSkewMs: number,
+    public clientSkewMs: number,
   ) {}
 
   /** The client's local clock. */

@@ -88,6 +88,21 @@ describe('ClockEstimator', () => {
     assert.equal(e.offsetMs, 50);
   });
 
+  it('detects a clock step and follows it at once instead of being outvoted by old samples', () => {
+    const e = new ClockEstimator();
+    for (let i = 0; i < 10; i++) e.addSample({ sentAt: i * 1000, serverTime: i * 1000 + 5 + 700, receivedAt: i * 1000 + 10 });
+    assert.equal(e.offsetMs, 700);
+    // The client's clock jumps 30 s forward (the server's does not): the true offset is now 700 − 30000.
+    const t = 20_000;
+    e.addSample({ sentAt: t + 30_000, serverTime: t + 5 + 700, receivedAt: t + 30_010 });
+    assert.equal(e.offsetMs, 700 - 30_000);
+    assert.equal(e.stepCount, 1);
+    assert.equal(e.size, 1);
+    // Ordinary jitter is not a step.
+    e.addSample({ sentAt: t + 31_000, serverTime: t + 1_000 + 20 + 700, receivedAt: t + 31_040 });
+    assert.equal(e.stepCount, 1);
+  });
+
   it('samples over GET /v1/time too', async () => {
     let t = 100_000; // true time; client clock = t - 5000
     const time = async () => {
@@ -112,6 +127,18 @@ describe('subscription clock sampling', () => {
     assert.ok(sub.clock.size >= 7, `heartbeats add samples (have ${sub.clock.size})`);
     const pings = net.received.filter((m) => m.type === 'PING');
     assert.ok(pings.every((p) => Number.isInteger(p.client_time)), 'client_time goes out as an integer');
+    sub.close();
+  });
+
+  it('a client clock step (e.g. NTP, laptop resume) is followed by the next heartbeat', () => {
+    const vt = new VirtualTime();
+    const net = new FakeNet(vt, { up: () => 10, down: () => 10 }, -5_000);
+    const sub = run(net, 30_000, { heartbeatIntervalMs: 1_000 });
+    assert.ok(Math.abs(sub.serverNow() - vt.t) <= 2);
+    net.clientSkewMs = 25_000; // the local clock jumps 30 s
+    vt.advance(1_100);
+    assert.ok(Math.abs(sub.serverNow() - vt.t) <= 2, `serverNow off by ${sub.serverNow() - vt.t} ms after the step`);
+    assert.equal(sub.clock.stepCount, 1);
     sub.close();
   });
 
