@@ -81,26 +81,15 @@ INSERT INTO sync_sessions AS x (session_id, sync_mode, total_time_ms, time_per_c
     increment_ms, max_time_ms, action_on_timeout, auto_advance, created_at, started_at,
     completed_at, final_status, participant_count, total_cycles, last_version, updated_at,
     metadata)
-SELECT u.sid,
-       (j.s->>'sync_mode')::sync_mode,
-       (j.s->>'total_time_ms')::int8,
-       (j.s->>'time_per_cycle_ms')::int8,
-       COALESCE((j.s->>'increment_ms')::int8, 0),
-       (j.s->>'max_time_ms')::int8,
-       j.s->'action_on_timeout',
-       (j.s->>'auto_advance')::boolean,
-       COALESCE((j.s->>'created_at')::timestamptz, u.ts),
-       (j.s->>'session_started_at')::timestamptz,
-       (j.s->>'session_completed_at')::timestamptz,
-       (j.s->>'status')::sync_status,
-       jsonb_array_length(COALESCE(j.s->'participants', '[]'::jsonb)),
-       (SELECT COALESCE(sum((p->>'cycle_count')::int8), 0)
-          FROM jsonb_array_elements(COALESCE(j.s->'participants', '[]'::jsonb)) p),
-       u.v,
-       u.ts,
-       j.s->'metadata'
-FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[], $4::text[]) AS u(sid, v, ts, st)
-CROSS JOIN LATERAL (SELECT u.st::jsonb AS s) j
+SELECT sid, mode::sync_mode, total, per_cycle, COALESCE(incr, 0), maxt, action::jsonb, auto,
+       COALESCE(created, ts), started, completed, status::sync_status, pcount, cycles, v, ts,
+       meta::jsonb
+FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[], $4::text[], $5::int8[], $6::int8[],
+            $7::int8[], $8::int8[], $9::text[], $10::bool[], $11::timestamptz[],
+            $12::timestamptz[], $13::timestamptz[], $14::text[], $15::int4[], $16::int8[],
+            $17::text[])
+     AS u(sid, v, ts, mode, total, per_cycle, incr, maxt, action, auto, created, started,
+          completed, status, pcount, cycles, meta)
 ON CONFLICT (session_id) DO UPDATE SET
     sync_mode = EXCLUDED.sync_mode,
     total_time_ms = EXCLUDED.total_time_ms,
@@ -134,6 +123,74 @@ WHERE session_id = $1
   AND ((version = 0), version, timestamp) > ($2::bool, $3::int8, $4::timestamptz)
 ORDER BY (version = 0), version, timestamp
 LIMIT $5";
+
+/// The `sync_sessions` columns of one state snapshot, extracted here rather
+/// than in SQL so PostgreSQL parses each snapshot only once.
+#[derive(Debug, Default)]
+struct SessionCols {
+    ids: Vec<Uuid>,
+    versions: Vec<i64>,
+    ts: Vec<DateTime<Utc>>,
+    mode: Vec<String>,
+    total: Vec<Option<i64>>,
+    per_cycle: Vec<Option<i64>>,
+    increment: Vec<Option<i64>>,
+    max: Vec<Option<i64>>,
+    action: Vec<Option<String>>,
+    auto: Vec<Option<bool>>,
+    created: Vec<Option<DateTime<Utc>>>,
+    started: Vec<Option<DateTime<Utc>>>,
+    completed: Vec<Option<DateTime<Utc>>>,
+    status: Vec<String>,
+    participants: Vec<i32>,
+    cycles: Vec<i64>,
+    metadata: Vec<Option<String>>,
+}
+
+impl SessionCols {
+    fn push(&mut self, ev: &AuditEvent) {
+        let st = &ev.state;
+        let int = |k: &str| st.get(k).and_then(|v| v.as_i64());
+        let time = |k: &str| {
+            st.get(k)
+                .and_then(|v| v.as_str())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let json = |k: &str| st.get(k).filter(|v| !v.is_null()).map(|v| v.to_string());
+        let word = |k: &str| {
+            st.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let parts = st.get("participants").and_then(|p| p.as_array());
+        self.ids.push(ev.session_id);
+        self.versions
+            .push(i64::try_from(ev.version).unwrap_or(i64::MAX));
+        self.ts.push(ts(ev.at_ms));
+        self.mode.push(word("sync_mode"));
+        self.total.push(int("total_time_ms"));
+        self.per_cycle.push(int("time_per_cycle_ms"));
+        self.increment.push(int("increment_ms"));
+        self.max.push(int("max_time_ms"));
+        self.action.push(json("action_on_timeout"));
+        self.auto
+            .push(st.get("auto_advance").and_then(|v| v.as_bool()));
+        self.created.push(time("created_at"));
+        self.started.push(time("session_started_at"));
+        self.completed.push(time("session_completed_at"));
+        self.status.push(word("status"));
+        self.participants
+            .push(parts.map_or(0, |p| i32::try_from(p.len()).unwrap_or(i32::MAX)));
+        self.cycles.push(parts.map_or(0, |p| {
+            p.iter()
+                .filter_map(|x| x.get("cycle_count").and_then(|c| c.as_i64()))
+                .sum()
+        }));
+        self.metadata.push(json("metadata"));
+    }
+}
 
 fn ts(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -255,18 +312,28 @@ impl AuditStore {
         if !latest.is_empty() {
             // BTreeMap order = session id order: concurrent writers lock
             // session rows in the same order, which avoids deadlocks.
-            let ids: Vec<Uuid> = latest.keys().copied().collect();
-            let vers: Vec<i64> = latest
-                .values()
-                .map(|e| i64::try_from(e.version).unwrap_or(i64::MAX))
-                .collect();
-            let tss: Vec<DateTime<Utc>> = latest.values().map(|e| ts(e.at_ms)).collect();
-            let states: Vec<String> = latest.values().map(|e| e.state.to_string()).collect();
+            let mut c = SessionCols::default();
+            for ev in latest.values() {
+                c.push(ev);
+            }
             sqlx::query(UPSERT_SESSIONS)
-                .bind(&ids)
-                .bind(&vers)
-                .bind(&tss)
-                .bind(&states)
+                .bind(&c.ids)
+                .bind(&c.versions)
+                .bind(&c.ts)
+                .bind(&c.mode)
+                .bind(&c.total)
+                .bind(&c.per_cycle)
+                .bind(&c.increment)
+                .bind(&c.max)
+                .bind(&c.action)
+                .bind(&c.auto)
+                .bind(&c.created)
+                .bind(&c.started)
+                .bind(&c.completed)
+                .bind(&c.status)
+                .bind(&c.participants)
+                .bind(&c.cycles)
+                .bind(&c.metadata)
                 .execute(&mut *tx)
                 .await?;
         }
