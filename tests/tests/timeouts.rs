@@ -3,6 +3,7 @@
 //! TIME_EXPIRED it pushes, then checks the stored state with GET.
 //! Banks are 1000–1500 ms (the minimum allowed) to keep the suite fast.
 
+use futures::future::join_all;
 use serde_json::{Value, json};
 use std::time::Duration;
 use synckairos_tests::*;
@@ -20,6 +21,7 @@ synckairos_tests::backend_suite! {
     per_group_end_session_expires_the_whole_group,
     per_group_skip_cycle_passes_to_the_next_group,
     paused_clock_does_not_expire,
+    switch_racing_the_deadline_applies_the_timeout_once,
 }
 
 /// How long to wait for a server-side timeout beyond its deadline (a loaded
@@ -384,4 +386,94 @@ async fn paused_clock_does_not_expire(b: Backend) {
     assert_eq!(participant(&g, "a")["time_remaining_ms"], json!(left));
     let r = srv.api().act(&id, "resume").await;
     assert_eq!(int(&r, "deadline_ms"), ts(&r, "cycle_started_at") + left);
+}
+
+/// Sleeps until the given epoch-ms instant of the (shared) machine clock:
+/// here the moment itself is what the test aims at, not a stand-in for an
+/// event.
+async fn sleep_until_epoch_ms(at: i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    if at > now {
+        tokio::time::sleep(Duration::from_millis((at - now) as u64)).await;
+    }
+}
+
+async fn switch_racing_the_deadline_applies_the_timeout_once(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    // Switches aimed from 3 ms before to 4 ms after the deadline: whichever
+    // wins the race, the outcome must be one of the documented ones.
+    let mut runs = Vec::new();
+    for k in 0..8i64 {
+        let body = session_body("per_participant", &["a", "b"], 1000);
+        let id = id_of(&body);
+        let s0 = api.create_started(&body).await;
+        let deadline = int(&s0, "deadline_ms");
+        let path = format!("/v1/sessions/{id}/switch");
+        runs.push(async move {
+            sleep_until_epoch_ms(deadline + k - 3).await;
+            let r = api.post(&path, &json!({})).await;
+            (id, deadline, r)
+        });
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
+    for (id, deadline, r) in join_all(runs).await {
+        let g = api.state(&id).await;
+        let outcome = match r.status {
+            200 => {
+                let d = r.data(200);
+                check_switch_result(d);
+                if d["expired_participant_id"] == "a" {
+                    // Late switch: the timeout was applied instead, at the deadline.
+                    assert_eq!(d["status"], "expired", "{r}");
+                    "switch consumed by the timeout"
+                } else {
+                    // Early switch: an ordinary turn change before the deadline.
+                    assert_eq!(d["active_participant_id"], "b", "{r}");
+                    let t = iso_ms(&d["cycle_started_at"]);
+                    assert!(
+                        t < deadline,
+                        "a switch at or after the deadline must not charge past the bank: {r}"
+                    );
+                    assert_eq!(
+                        int(participant(d, "a"), "time_used_ms"),
+                        t - (deadline - 1000)
+                    );
+                    outcomes
+                        .entry("switched before the deadline")
+                        .and_modify(|n| *n += 1)
+                        .or_insert(1);
+                    continue;
+                }
+            }
+            400 => {
+                let err = r.error(400, "INVALID_STATE_TRANSITION");
+                assert!(
+                    err["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("expired"),
+                    "{r}"
+                );
+                "timer fired first"
+            }
+            _ => panic!("unexpected answer to a switch racing the deadline: {r}"),
+        };
+        // Either way the timeout happened exactly once, at the deadline,
+        // charging exactly the bank.
+        assert_eq!(g["status"], "expired", "{g}");
+        assert_eq!(g["version"], 3, "one timeout commit, nothing else: {g}");
+        let a = participant(&g, "a");
+        assert_eq!(
+            (a["time_used_ms"].clone(), a["has_expired"].clone()),
+            (json!(1000), json!(true)),
+            "{g}"
+        );
+        assert_eq!(iso_ms(&g["session_completed_at"]), deadline, "{g}");
+        outcomes.entry(outcome).and_modify(|n| *n += 1).or_insert(1);
+    }
+    eprintln!("deadline race outcomes: {outcomes:?}");
 }

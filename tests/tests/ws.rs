@@ -91,7 +91,7 @@ async fn every_client_of_a_session_gets_updates(b: Backend) {
     srv.api().create(&body).await;
     srv.api().create(&other).await;
     let mut clients = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..25 {
         clients.push(srv.ws_synced(&id).await.0);
     }
     let (mut bystander, _) = srv.ws_synced(&other_id).await;
