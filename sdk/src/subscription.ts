@@ -85,6 +85,13 @@ export interface SubscriptionOptions {
   clockBurst?: number;
   /** Interval between resampling bursts (default 30 s). */
   clockResampleMs?: number;
+  /**
+   * Extra bursts this long after connecting (default [1500, 5000] ms): the
+   * first burst often lands while the page is still busy loading, and those
+   * inflated round trips would otherwise set the uncertainty until the next
+   * resample.
+   */
+  clockWarmupMs?: number[];
   /** First reconnect delay before jitter (default 250 ms). */
   reconnectInitialMs?: number;
   /** Largest reconnect delay before jitter (default 10 s). */
@@ -116,6 +123,8 @@ export class SessionSubscription {
   private readonly heartbeatTimeoutMs: number;
   private readonly clockBurst: number;
   private readonly clockResampleMs: number;
+  private readonly clockWarmupMs: number[];
+  private resampleRound = 0;
   private readonly reconnectInitialMs: number;
   private readonly reconnectMaxMs: number;
   private listeners: { [K in keyof SubscriptionEvents]: Set<SubscriptionEvents[K]> } = {
@@ -165,6 +174,7 @@ export class SessionSubscription {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 25_000;
     this.clockBurst = options.clockBurst ?? 5;
     this.clockResampleMs = options.clockResampleMs ?? 30_000;
+    this.clockWarmupMs = options.clockWarmupMs ?? [1_500, 5_000];
     this.reconnectInitialMs = options.reconnectInitialMs ?? 250;
     this.reconnectMaxMs = options.reconnectMaxMs ?? 10_000;
     this.connect();
@@ -274,6 +284,7 @@ export class SessionSubscription {
         this.send({ type: 'RECONNECT', ...(this._state ? { last_known_version: this._state.version } : {}) });
         this.burstLeft = this.clockBurst;
         this.ping();
+        this.resampleRound = 0;
         this.armResample();
         break;
       case 'STATE_UPDATE':
@@ -385,13 +396,17 @@ export class SessionSubscription {
 
   private armResample(): void {
     if (this.resampleTimer !== null) this.timers.clearTimeout(this.resampleTimer);
+    const round = this.resampleRound;
+    const prev = round > 0 ? (this.clockWarmupMs[round - 1] ?? 0) : 0;
+    const delay = round < this.clockWarmupMs.length ? this.clockWarmupMs[round]! - prev : this.clockResampleMs;
     this.resampleTimer = this.timers.setTimeout(() => {
       this.resampleTimer = null;
       if (this.stopped || this._status !== 'open') return;
+      this.resampleRound += 1;
       this.burstLeft = 3;
       this.ping();
       this.armResample();
-    }, this.clockResampleMs);
+    }, Math.max(0, delay));
   }
 
   private clearTimers(): void {

@@ -142,6 +142,22 @@ describe('subscription clock sampling', () => {
     sub.close();
   });
 
+  it('warm-up bursts at 1.5 s and 5 s, then every resample interval', () => {
+    const vt = new VirtualTime();
+    const net = new FakeNet(vt, { up: () => 10, down: () => 10 }, 0);
+    const sub = run(net, 200, { heartbeatIntervalMs: 600_000, heartbeatTimeoutMs: 600_000, clockBurst: 5, clockResampleMs: 30_000 });
+    const sizes = [sub.clock.size];
+    let at = 200;
+    for (const t of [1_700, 5_200, 30_000, 35_300]) {
+      vt.advance(t - at);
+      at = t;
+      sizes.push(sub.clock.size);
+    }
+    // At 0: 5; 1.5 s: +3; 5 s: +3; 35 s: +3 (the 30 s interval counts from the last warm-up burst).
+    assert.deepEqual(sizes, [5, 8, 11, 11, 14]);
+    sub.close();
+  });
+
   it('works with a server that does not echo client_time (PONGs in order)', () => {
     const vt = new VirtualTime();
     const net = new FakeNet(vt, { up: () => 15, down: () => 15 }, -5_000);
