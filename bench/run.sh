@@ -10,9 +10,10 @@
 #
 # Knobs (environment): BENCH_DURATION (10s), BENCH_CONCURRENCY (64),
 # BENCH_SESSIONS (1000), BENCH_FANOUT_SESSIONS (10), BENCH_FANOUT_CLIENTS (100),
-# BENCH_FANOUT_RATE (200), BENCH_TIMEOUT_SESSIONS (1000), BENCH_IDLE_WS (10000),
+# BENCH_FANOUT_RATE (200), BENCH_SWITCH_RATE (30000, the paced switch run),
+# BENCH_TIMEOUT_SESSIONS (1000), BENCH_IDLE_WS (10000),
 # BENCH_THREADS (load generator threads, default: all CPUs),
-# BENCH_SCENARIOS ("idle-ws switch get fanout timeouts"), BENCH_SKIP_BUILD=1,
+# BENCH_SCENARIOS ("idle-ws switch switch-rate get fanout timeouts"), BENCH_SKIP_BUILD=1,
 # BENCH_SERVER_BIN / BENCH_BIN (binaries to use), BENCH_REDIS_URL,
 # BENCH_TARGET_DIR (default: $CARGO_TARGET_DIR or ./target).
 # Every JSON summary line is also appended to $BENCH_TARGET_DIR/bench/summary-<engine>.jsonl.
@@ -30,7 +31,8 @@ FANOUT_CLIENTS=${BENCH_FANOUT_CLIENTS:-100}
 FANOUT_RATE=${BENCH_FANOUT_RATE:-200}
 TIMEOUT_SESSIONS=${BENCH_TIMEOUT_SESSIONS:-1000}
 IDLE_WS=${BENCH_IDLE_WS:-10000}
-SCENARIOS=${BENCH_SCENARIOS:-idle-ws switch get fanout timeouts}
+SWITCH_RATE=${BENCH_SWITCH_RATE:-30000}
+SCENARIOS=${BENCH_SCENARIOS:-idle-ws switch switch-rate get fanout timeouts}
 ENGINE=memory
 [[ -n ${BENCH_REDIS_URL:-} ]] && ENGINE=redis
 
@@ -123,6 +125,8 @@ for s in $SCENARIOS; do
   case $s in
   idle-ws) scenario idle-ws --connections "$IDLE_WS" --sessions 100 ;;
   switch) scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" ;;
+  # Latency at the target load (issue 2: >= 30,000 switches/s) rather than at saturation.
+  switch-rate) scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" --rate "$SWITCH_RATE" ;;
   get) scenario get --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" ;;
   fanout)
     scenario fanout --sessions "$FANOUT_SESSIONS" --clients "$FANOUT_CLIENTS" --rate "$FANOUT_RATE" --duration "$DURATION"

@@ -88,6 +88,12 @@ pub struct RestArgs {
     /// Unmeasured warm-up before the measured duration (0s to skip).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// Total requests per second, spread evenly over the workers (latency at a
+    /// fixed load). Without it each worker sends as soon as its last response
+    /// arrived (closed loop: maximum throughput, and mean latency is then
+    /// concurrency / throughput by Little's law).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub rate: Option<u32>,
 }
 
 /// Arguments of the WebSocket fan-out scenario.
@@ -356,6 +362,7 @@ mod tests {
                 assert_eq!(a.concurrency, 64);
                 assert_eq!(a.duration, Duration::from_secs(10));
                 assert_eq!(a.warmup, Duration::from_secs(1));
+                assert_eq!(a.rate, None);
             }
             other => panic!("parsed as {other:?}"),
         }

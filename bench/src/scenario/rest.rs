@@ -67,8 +67,19 @@ struct WorkerResult {
 /// Timing of the run, published to the workers once they are all connected.
 #[derive(Clone, Copy)]
 struct Window {
+    /// When the workers may begin (warm-up starts).
+    begin: Instant,
     measure_start: Instant,
     end: Instant,
+    /// With `--rate`: the interval between one worker's requests.
+    period: Option<Duration>,
+}
+
+/// One worker's share of a total request rate: `concurrency / rate` seconds
+/// between its requests (`None` = closed loop, as fast as responses come).
+pub fn worker_period(rate: Option<u32>, concurrency: usize) -> Option<Duration> {
+    let rate = f64::from(rate?.max(1));
+    Some(Duration::from_secs_f64(concurrency as f64 / rate))
 }
 
 /// Runs the `switch` or `get` scenario.
@@ -107,14 +118,24 @@ pub async fn run(
             .await
             .context("a worker failed to connect")?;
     }
-    let measure_start = Instant::now() + args.warmup;
+    let begin = Instant::now();
+    let measure_start = begin + args.warmup;
     let end = measure_start + args.duration;
-    win_tx.send_replace(Some(Window { measure_start, end }));
+    win_tx.send_replace(Some(Window {
+        begin,
+        measure_start,
+        end,
+        period: worker_period(args.rate, c),
+    }));
     eprintln!(
-        "[{}] running: {:?} warm-up + {:?} measured",
+        "[{}] running: {:?} warm-up + {:?} measured, {}",
         kind.name(),
         args.warmup,
-        args.duration
+        args.duration,
+        args.rate.map_or(
+            "closed loop (as fast as possible)".to_string(),
+            |r| format!("paced at {r} req/s in total")
+        )
     );
 
     tokio::time::sleep_until(measure_start).await;
@@ -143,6 +164,7 @@ pub async fn run(
         .param("sessions", n)
         .param("concurrency", c)
         .param("duration_s", args.duration.as_secs_f64())
+        .param("rate", args.rate)
         .result("ok", ok)
         .result("errors_total", err_total)
         .result("elapsed_s", round3(elapsed.as_secs_f64()))
@@ -198,7 +220,23 @@ async fn worker(
     let mut samples = Vec::with_capacity(64 * 1024);
     let mut errors = BTreeMap::new();
     let mut finished = Instant::now();
+    // Paced workers are staggered evenly over one period.
+    let mut next = win.begin + win.period.unwrap_or_default() * (index as u32) / (stride as u32);
     loop {
+        if let Some(period) = win.period {
+            if next >= win.end {
+                break;
+            }
+            tokio::time::sleep_until(next).await;
+            // The schedule is absolute, so timer slop does not add up; but after
+            // a stall of more than a period, resume from now instead of bursting
+            // to catch up (the achieved rate in the report shows the shortfall).
+            next += period;
+            let now = Instant::now();
+            if next + period < now {
+                next = now;
+            }
+        }
         let start = Instant::now();
         if start >= win.end {
             break;
@@ -251,6 +289,16 @@ mod tests {
         assert_eq!(per_unit_us(Some(1.5), 100_000), Some(15.0));
         assert_eq!(per_unit_us(Some(1.5), 0), None);
         assert_eq!(per_unit_us(None, 10), None);
+    }
+
+    #[test]
+    fn paced_workers_share_the_rate() {
+        assert_eq!(worker_period(None, 64), None);
+        assert_eq!(
+            worker_period(Some(32_000), 64),
+            Some(Duration::from_millis(2))
+        );
+        assert_eq!(worker_period(Some(1), 1), Some(Duration::from_secs(1)));
     }
 
     #[test]
