@@ -35,6 +35,7 @@ test-sdk-unit: $(SDK_DIR)/node_modules/.package-lock.json
 SDK_NEED_BIN = @test -x "$(SYNCKAIROS_BIN)" || $(CARGO) build -p synckairos --bin synckairos
 
 test-sdk-integration: $(SDK_DIR)/node_modules/.package-lock.json
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 10)) { console.error("the SDK integration tests need node >= 20.10 (WebSocket via --experimental-websocket); found " + process.version); process.exit(1); }'
 	$(SDK_NEED_BIN)
 	cd $(SDK_DIR) && SYNCKAIROS_BIN=$(SYNCKAIROS_BIN) npm run --silent test:integration
 

@@ -2,6 +2,10 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { fileURLToPath } from 'node:url';
+
+// This file's directory (import.meta.dirname needs Node ≥ 20.11).
+const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -31,11 +35,11 @@ export async function launch(extraArgs: string[] = []): Promise<Browser> {
 
 /** Where screenshots go: $ARTIFACTS_DIR, else <repo>/.artifacts. */
 export function artifactsDir(): string {
-  return process.env.ARTIFACTS_DIR ?? resolve(import.meta.dirname, '..', '..', '..', '..', '.artifacts');
+  return process.env.ARTIFACTS_DIR ?? resolve(HERE, '..', '..', '..', '..', '.artifacts');
 }
 
 /** The committed demo build (what the binary embeds). */
-export const DEMO_ASSETS = resolve(import.meta.dirname, '..', '..', '..', '..', 'server', 'assets', 'demo');
+export const DEMO_ASSETS = resolve(HERE, '..', '..', '..', '..', 'server', 'assets', 'demo');
 
 /** Whether the server itself serves the demo at `/` (api::demo, embedded in the binary). */
 export async function serverServesDemo(baseUrl: string): Promise<boolean> {

@@ -5,10 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+// This file's directory (import.meta.dirname needs Node ≥ 20.11).
+const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 /** The binary under test: $SYNCKAIROS_BIN, else the workspace's debug build. */
 export function serverBin(): string {
-  const bin = process.env.SYNCKAIROS_BIN ?? resolve(import.meta.dirname, '..', '..', '..', '..', 'target', 'debug', 'synckairos');
+  const bin = process.env.SYNCKAIROS_BIN ?? resolve(HERE, '..', '..', '..', '..', 'target', 'debug', 'synckairos');
   if (!existsSync(bin)) throw new Error(`server binary not found at ${bin}: run 'cargo build -p synckairos --bin synckairos' or set SYNCKAIROS_BIN`);
   return bin;
 }

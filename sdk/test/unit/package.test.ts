@@ -4,8 +4,12 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
-const root = join(import.meta.dirname, '..', '..', '..');
+// This file's directory (import.meta.dirname needs Node ≥ 20.11).
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+const root = join(HERE, '..', '..', '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, any>;
 
 describe('package', () => {
