@@ -211,9 +211,10 @@ async fn kill_9_of_the_arming_instance_leaves_the_timeout_to_another(b: Backend)
         b.name()
     );
     assert!(lateness >= 0, "never before the deadline");
-    // Within one sweep interval, plus scheduling slack for a debug build on
-    // a loaded 2-core machine.
-    assert!(lateness <= SWEEP_MS as i64 + 400, "late by {lateness} ms");
+    // The printed number is the measurement (one sweep interval at most,
+    // by phase); the bound only leaves a debug build on a loaded 2-core
+    // machine one extra interval of scheduling slack.
+    assert!(lateness <= 2 * SWEEP_MS as i64, "late by {lateness} ms");
     let s = srv[1].api().state(&id).await;
     assert_eq!(
         (int(&s, "version"), s["status"].clone()),
