@@ -118,6 +118,7 @@ scenario() {
   fi
 }
 
+echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') cpus $(nproc) load $(cut -d' ' -f1-3 /proc/loadavg)"
 start_server a
 URL_A=$URL
 PID_A=$SERVER_PID
