@@ -195,6 +195,21 @@ pub fn check_version(info: &str) -> Result<String, String> {
     Ok(version)
 }
 
+/// A `redis://` URL gives a non-cluster client; against a cluster node it
+/// would fail on every key of another node's slots (MOVED). Refuse early.
+pub fn check_not_cluster(info_cluster: &str) -> Result<(), String> {
+    if info_cluster
+        .lines()
+        .any(|l| l.trim() == "cluster_enabled:1")
+    {
+        return Err(
+            "REDIS_URL points at a Redis Cluster node: set REDIS_CLUSTER_NODES=host:port,... instead"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 fn register<C: prometheus::core::Collector + Clone + 'static>(metrics: &Metrics, c: &C) {
     // Registering twice (several engines on one registry in tests) is harmless.
     let _ = metrics.registry.register(Box::new(c.clone()));
@@ -239,6 +254,13 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         .await
         .map_err(|e| format!("{where_}: INFO failed: {e}"))?;
     let version = check_version(&info)?;
+    if !client.is_clustered() {
+        let cluster_info: String = client
+            .info(Some(InfoKind::Cluster))
+            .await
+            .map_err(|e| format!("{where_}: INFO failed: {e}"))?;
+        check_not_cluster(&cluster_info)?;
+    }
     let (create, commit, delete) = (
         Script::from_lua(CREATE_LUA),
         Script::from_lua(COMMIT_LUA),

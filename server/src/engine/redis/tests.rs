@@ -36,6 +36,10 @@ fn free_port() -> u16 {
 }
 
 async fn start_redis() -> Option<RedisProc> {
+    start_redis_with(&[]).await
+}
+
+async fn start_redis_with(extra: &[&str]) -> Option<RedisProc> {
     if Command::new("redis-server")
         .arg("--version")
         .output()
@@ -60,6 +64,7 @@ async fn start_redis() -> Option<RedisProc> {
         ])
         .arg("--dir")
         .arg(&dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -537,4 +542,17 @@ fn slot_owners_fingerprint_ignores_replicas_and_order() {
     assert_eq!(slot_owners(&a), slot_owners(&a_other_replica));
     assert_ne!(slot_owners(&a), slot_owners(&failed_over));
     assert!(slot_owners(&Value::Null).is_empty());
+}
+
+#[tokio::test]
+async fn a_redis_url_pointing_at_a_cluster_node_is_refused() {
+    let Some(redis) = start_redis_with(&["--cluster-enabled", "yes"]).await else {
+        return;
+    };
+    let err = match connect(cfg(redis.port), &Metrics::new()).await {
+        Err(e) => e,
+        Ok(_) => panic!("a cluster node was accepted as a standalone server"),
+    };
+    assert!(err.contains("REDIS_CLUSTER_NODES"), "{err}");
+    assert!(check_not_cluster("# Cluster\r\ncluster_enabled:0\r\n").is_ok());
 }
