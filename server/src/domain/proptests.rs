@@ -341,3 +341,18 @@ fn count_up_expires_only_at_max() {
     let s = run(&s, Command::Resume, 9_000);
     assert_eq!(s.deadline_ms(), Some(12_000));
 }
+
+#[test]
+fn per_cycle_turns_start_fresh_and_waiting_players_show_a_full_turn() {
+    let body = json!({
+        "session_id": "550e8400-e29b-41d4-a716-446655440000",
+        "sync_mode": "per_cycle", "total_time_ms": 60_000, "time_per_cycle_ms": 10_000,
+        "participants": [{"participant_id": "x"}, {"participant_id": "y"}]
+    });
+    let s = run(&CreateSpec::from_json(&body).unwrap().into_session(0), Command::Start, 0);
+    let s = run(&s, sw(), 600);
+    let r = SyncState::render(&s, 1_000);
+    assert_eq!(r.participants[0].time_remaining_ms, 10_000);
+    assert_eq!(r.participants[0].time_used_ms, 600);
+    assert_eq!(r.participants[1].time_remaining_ms, 9_600);
+}

@@ -271,7 +271,7 @@ fn fire_timeout(s: &Session, now: Millis) -> Result<Transition, DomainError> {
             finish(&mut n, Status::Expired, deadline);
         }
         (SyncMode::PerCycle, TimeoutKind::SkipCycle) => {
-            n.participants[from].cycle_count += 1;
+            end_turn(&mut n, from);
             advance(&mut n, from, None, deadline);
         }
         (_, TimeoutKind::SkipCycle) => {
@@ -325,6 +325,10 @@ fn charge_active(n: &mut Session, elapsed: i64) -> i64 {
 /// a carried bank that is still empty.
 fn end_turn(n: &mut Session, pos: usize) {
     n.participants[pos].cycle_count += 1;
+    if let (SyncMode::PerCycle, Some(c)) = (n.sync_mode, n.time_per_cycle_ms) {
+        // Nothing carries over: a waiting participant shows a fresh turn.
+        n.participants[pos].bank_ms = c;
+    }
     if !n.sync_mode.has_carried_banks() {
         return;
     }
