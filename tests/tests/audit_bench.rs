@@ -221,7 +221,8 @@ fn report(
     println!(
         "{name}: offered {:.0} events/s for {:.1}s ({commits} events); written {} rows; \
          steady lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {batches} batches, mean batch {:.1} ms \
-         ({:.0} events/batch); drained {:.2}s after the load stopped",
+         ({:.0} events/batch); commit→row delay of each batch's oldest event p50 ≤ {:.0} ms, p99 ≤ {:.0} ms; \
+         drained {:.2}s after the load stopped",
         commits as f64 / dur.as_secs_f64(),
         dur.as_secs_f64(),
         m.rows_written.get(),
@@ -230,6 +231,8 @@ fn report(
         ms(steady.last().copied().unwrap_or_default()),
         m.batch_seconds.get_sample_sum() * 1000.0 / batches.max(1) as f64,
         m.rows_written.get() as f64 / batches.max(1) as f64,
+        audit::metrics::quantile_le(&m.event_delay_seconds, 0.5) * 1000.0,
+        audit::metrics::quantile_le(&m.event_delay_seconds, 0.99) * 1000.0,
         catch_up.as_secs_f64(),
     );
 }

@@ -109,6 +109,26 @@ impl AuditMetrics {
     }
 }
 
+/// Upper bound of the bucket holding the `q` quantile of `h` (bucket
+/// resolution; +inf past the last bucket, NaN when empty). For benchmarks
+/// and diagnostics that print a percentile without a Prometheus server.
+pub fn quantile_le(h: &Histogram, q: f64) -> f64 {
+    use prometheus::core::Collector;
+    let families = h.collect();
+    let Some(m) = families.first().and_then(|f| f.get_metric().first()) else {
+        return f64::NAN;
+    };
+    let hist = m.get_histogram();
+    let total = hist.get_sample_count() as f64;
+    if total == 0.0 {
+        return f64::NAN;
+    }
+    hist.get_bucket()
+        .iter()
+        .find(|b| b.cumulative_count() as f64 >= q * total)
+        .map_or(f64::INFINITY, |b| b.upper_bound())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +146,18 @@ mod tests {
                 .any(|n| n == "synckairos_audit_rows_written_total")
         );
         assert!(names.iter().any(|n| n == "synckairos_audit_backlog"));
+    }
+
+    #[test]
+    fn quantiles_come_from_buckets() {
+        let m = AuditMetrics::unregistered().expect("metrics");
+        assert!(quantile_le(&m.event_delay_seconds, 0.5).is_nan());
+        for _ in 0..98 {
+            m.event_delay_seconds.observe(0.003);
+        }
+        m.event_delay_seconds.observe(0.7);
+        m.event_delay_seconds.observe(0.7);
+        assert_eq!(quantile_le(&m.event_delay_seconds, 0.5), 0.005);
+        assert_eq!(quantile_le(&m.event_delay_seconds, 0.99), 1.0);
     }
 }

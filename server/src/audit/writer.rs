@@ -406,6 +406,20 @@ impl Writer {
             let delay = (now_ms() - oldest).max(0) as f64 / 1000.0;
             self.metrics.event_delay_seconds.observe(delay);
         }
+        // The measured oldest waiting entry is stale once a batch reaching
+        // past it commits; the next measurement restores it if older entries
+        // still wait.
+        if let Some(newest) = batch.iter().map(|e| e.at_ms).max() {
+            let measured = self.progress.source_oldest_ms.load(Ordering::Relaxed);
+            if measured > 0 && newest >= measured {
+                let _ = self.progress.source_oldest_ms.compare_exchange(
+                    measured,
+                    0,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
     }
 
     /// Updates the backlog gauges and is loud when the bound is crossed.
