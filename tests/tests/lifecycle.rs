@@ -53,6 +53,8 @@ async fn idle_sessions_expire_but_running_clocks_do_not(b: Backend) {
     )
     .await;
     api.get(&idle_path).await.error(404, "SESSION_NOT_FOUND");
+    // The id is no longer live: it can be created again.
+    assert_eq!(api.create(&idle).await["version"], 1);
     // The running session's last change is as old, but its clock has a
     // minute left: it must still be there.
     let s = api.state(&id_of(&running)).await;

@@ -22,6 +22,9 @@ synckairos_tests::backend_suite! {
     per_group_skip_cycle_passes_to_the_next_group,
     paused_clock_does_not_expire,
     switch_racing_the_deadline_applies_the_timeout_once,
+    pause_racing_the_deadline_is_refused_or_stops_the_clock,
+    auto_action_with_advance_expires_the_session_when_nobody_is_left,
+    per_cycle_end_session_expires_the_participant,
 }
 
 /// How long to wait for a server-side timeout beyond its deadline (a loaded
@@ -476,4 +479,91 @@ async fn switch_racing_the_deadline_applies_the_timeout_once(b: Backend) {
         outcomes.entry(outcome).and_modify(|n| *n += 1).or_insert(1);
     }
     eprintln!("deadline race outcomes: {outcomes:?}");
+}
+
+async fn pause_racing_the_deadline_is_refused_or_stops_the_clock(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let mut runs = Vec::new();
+    for k in 0..8i64 {
+        let body = session_body("per_participant", &["a", "b"], 1000);
+        let id = id_of(&body);
+        let s0 = api.create_started(&body).await;
+        let deadline = int(&s0, "deadline_ms");
+        let path = format!("/v1/sessions/{id}/pause");
+        runs.push(async move {
+            sleep_until_epoch_ms(deadline + k - 3).await;
+            (id, deadline, api.post_empty(&path).await)
+        });
+    }
+    for (id, deadline, r) in join_all(runs).await {
+        let g = api.state(&id).await;
+        if r.status == 200 {
+            // Paused in time: the clock stopped with time left.
+            let d = r.data(200);
+            check_state(d);
+            assert_eq!(d["status"], "paused");
+            let left = int(participant(d, "a"), "time_remaining_ms");
+            assert!(left > 0, "a pause that wins the race leaves time: {r}");
+            assert_eq!(int(d, "server_time_ms") + left, deadline, "{r}");
+            assert_eq!(g["status"], "paused");
+        } else {
+            // The deadline had passed: the timeout is committed first (its
+            // own version) and the pause is refused naming the new status.
+            let err = r.error(400, "INVALID_STATE_TRANSITION");
+            assert!(
+                err["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("expired"),
+                "{r}"
+            );
+            assert_eq!(
+                (g["status"].clone(), g["version"].clone()),
+                (json!("expired"), json!(3)),
+                "{g}"
+            );
+            assert_eq!(participant(&g, "a")["time_used_ms"], 1000);
+            assert_eq!(iso_ms(&g["session_completed_at"]), deadline);
+        }
+    }
+}
+
+async fn auto_action_with_advance_expires_the_session_when_nobody_is_left(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("per_participant", &["a", "b"], 1000);
+    body["action_on_timeout"] = json!({"type": "auto_action", "action": "pass"});
+    body["auto_advance"] = json!(true);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let d1 = int(&s0, "deadline_ms");
+    let (st1, te1) = await_timeout(&mut ws).await;
+    assert_eq!(te1["participant_id"], "a");
+    assert_eq!(st1["active_participant_id"], "b");
+    assert_eq!(participant(&st1, "a")["has_expired"], true);
+    assert_eq!(int(&st1, "deadline_ms"), d1 + 1000);
+    let (st2, te2) = await_timeout(&mut ws).await;
+    assert_eq!(te2["participant_id"], "b");
+    assert_eq!(
+        te2["action"],
+        json!({"type": "auto_action", "action": "pass"})
+    );
+    assert_eq!(st2["status"], "expired", "nobody left with time: {st2}");
+    assert_eq!(participant(&st2, "b")["has_expired"], true);
+}
+
+async fn per_cycle_end_session_expires_the_participant(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let mut body = session_body("per_cycle", &["a", "b"], 60_000);
+    body["time_per_cycle_ms"] = json!(1000);
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let deadline = int(&s0, "deadline_ms");
+    let (st, te) = await_timeout(&mut ws).await;
+    assert_eq!(te["participant_id"], "a");
+    assert_eq!(st["status"], "expired");
+    assert_eq!(participant(&st, "a")["has_expired"], true);
+    assert_eq!(participant(&st, "a")["time_used_ms"], 1000);
+    assert_eq!(participant(&st, "b")["has_expired"], false);
+    assert_eq!(ts(&st, "session_completed_at"), deadline);
+    assert_eq!(srv.api().state(&id).await["version"], 3);
 }
