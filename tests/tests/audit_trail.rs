@@ -448,3 +448,158 @@ async fn postgres_outage_delays_the_trail_and_loses_nothing() {
     );
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_reader_pages_and_maps_errors_for_the_api() {
+    use synckairos::api::History;
+    use synckairos::api::error::ApiError;
+    let pg = start_pg().await;
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let metrics = Metrics::new();
+    let mut cfg = AuditConfig::new(&url);
+    cfg.connect_timeout = Duration::from_millis(500);
+    let (tx, audit) = audit::start_for_memory(cfg, &metrics.registry).expect("audit");
+    let svc = service(tx);
+    let id = Uuid::new_v4();
+    svc.create(spec(id)).await.expect("create");
+    svc.command(id, Command::Start).await.expect("start");
+    svc.command(id, switch()).await.expect("switch");
+    wait_until(Duration::from_secs(20), "3 rows", || {
+        let pg = &pg;
+        async move {
+            pg.psql("postgres", "SELECT count(*) FROM sync_events")
+                .map(|s| s.trim() == "3")
+                .unwrap_or(false)
+        }
+    })
+    .await;
+
+    let first = audit.history.page(id, None, 2).await.expect("page 1");
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first["data"][0]["event_type"], json!("session_created"));
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("more pages")
+        .to_string();
+    let second = audit
+        .history
+        .page(id, Some(&cursor), 2)
+        .await
+        .expect("page 2");
+    assert_eq!(second["data"][0]["version"], json!(3));
+    assert!(second["next_cursor"].is_null());
+    let other = audit
+        .history
+        .page(Uuid::new_v4(), None, 10)
+        .await
+        .expect("empty");
+    assert_eq!(other["data"], json!([]));
+    assert!(matches!(
+        audit.history.page(id, Some("garbage"), 2).await,
+        Err(ApiError::Validation(_))
+    ));
+    let status = audit.history.status().await;
+    assert_eq!(status["backlog"], json!(0));
+    assert_eq!(status["database_ok"], json!(true));
+    assert!(
+        metrics
+            .render()
+            .contains("synckairos_audit_rows_written_total 3")
+    );
+
+    tokio::task::block_in_place(|| pg.stop()).expect("stop postgres");
+    assert!(matches!(
+        audit.history.page(id, None, 2).await,
+        Err(ApiError::AuditUnavailable(_))
+    ));
+    // Commits continue; readiness information still answers.
+    svc.command(id, switch())
+        .await
+        .expect("switch while postgres is down");
+    wait_until(
+        Duration::from_secs(10),
+        "the failed write is reported",
+        || {
+            let h = &audit.history;
+            async move { h.status().await["database_ok"] == json!(false) }
+        },
+    )
+    .await;
+    assert_eq!(audit.history.status().await["backlog"], json!(1));
+    tokio::task::block_in_place(|| pg.start_again()).expect("restart postgres");
+    wait_until(Duration::from_secs(20), "the 4th row after restart", || {
+        let pg = &pg;
+        async move {
+            pg.psql("postgres", "SELECT count(*) FROM sync_events")
+                .map(|s| s.trim() == "4")
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert_eq!(audit.handle.shutdown(Duration::from_secs(5)).await, 0);
+}
+
+fn synckairos_bin() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("SYNCKAIROS_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("synckairos"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build -p synckairos --bin synckairos` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synckairos_migrate_runs_twice_and_concurrently() {
+    let pg = start_pg().await;
+    let bin = synckairos_bin();
+    let twice = pg.create_database("bin_twice").expect("createdb");
+    let racing = pg.create_database("bin_racing").expect("createdb");
+    for _ in 0..2 {
+        let out = tokio::process::Command::new(&bin)
+            .arg("migrate")
+            .env("DATABASE_URL", &twice)
+            .output()
+            .await
+            .expect("run synckairos migrate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::process::Command::new(&bin)
+                .args(["migrate", "--database-url", &racing])
+                .output()
+        })
+        .collect();
+    for out in futures::future::join_all(runs).await {
+        let out = out.expect("run synckairos migrate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let a = schema_of(&pg, "bin_twice");
+    assert!(a.contains("uq_sync_events_session_version"), "{a}");
+    assert_eq!(a, schema_of(&pg, "bin_racing"));
+
+    let bad = tokio::process::Command::new(&bin)
+        .args(["migrate", "--database-url", &pg.url_for("no_such_db")])
+        .output()
+        .await
+        .expect("run synckairos migrate");
+    assert!(!bad.status.success(), "a missing database is an error");
+}

@@ -16,14 +16,19 @@
 //!   group (XREADGROUP, XACK after commit, XAUTOCLAIM of dead consumers'
 //!   entries).
 //! - [`metrics`]: backlog, lag, batch latency, rows written, failures.
+//! - [`wire`]: the two calls `serve` makes ([`start_for_memory`],
+//!   [`start_for_redis`]) and the [`AuditHistory`] behind the events
+//!   endpoint and `/ready`.
 
 pub mod metrics;
 pub mod outbox;
 pub mod store;
+pub mod wire;
 pub mod writer;
 
 pub use metrics::AuditMetrics;
 pub use store::{AuditStore, HistoryEvent, HistoryPage};
+pub use wire::{Audit, AuditHistory, start_for_memory, start_for_redis};
 pub use writer::{AuditHandle, start_memory_writer};
 
 /// The `sqlx` this module is built on, re-exported so tests and tools talk to

@@ -1,0 +1,135 @@
+//! What `synckairos serve` wires when `DATABASE_URL` is set: one call per
+//! engine that starts the consumer, registers the audit metrics, and returns
+//! the history reader for `GET /v1/sessions/{id}/events` and `/ready`.
+
+use super::outbox::{OutboxConfig, start_outbox_consumer_with};
+use super::store::AuditStore;
+use super::writer::start_memory_writer_with;
+use super::{AuditConfig, AuditError, AuditHandle, AuditMetrics};
+use crate::api::History;
+use crate::api::error::ApiError;
+use crate::engine::AuditEvent;
+use async_trait::async_trait;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// A running audit trail: the consumer's handle (shutdown, lag, backlog),
+/// the history reader, and the metrics.
+pub struct Audit {
+    /// The consumer; call `shutdown(grace)` after the server stops.
+    pub handle: Arc<AuditHandle>,
+    /// For `AppState::history`.
+    pub history: Arc<AuditHistory>,
+    /// The `synckairos_audit_*` metrics (e.g. `dropped` for the memory engine).
+    pub metrics: AuditMetrics,
+}
+
+fn setup(
+    cfg: &AuditConfig,
+    registry: &prometheus::Registry,
+) -> Result<(AuditStore, AuditMetrics), AuditError> {
+    let metrics = AuditMetrics::register(registry)
+        .map_err(|e| AuditError::Outbox(format!("audit metrics: {e}")))?;
+    Ok((AuditStore::connect_lazy(cfg)?, metrics))
+}
+
+/// Memory engine: starts the queue consumer. Pass the returned sender to
+/// `MemoryEngine::new(Some(tx))`. Never waits for PostgreSQL.
+pub fn start_for_memory(
+    cfg: AuditConfig,
+    registry: &prometheus::Registry,
+) -> Result<(mpsc::Sender<AuditEvent>, Audit), AuditError> {
+    let (store, metrics) = setup(&cfg, registry)?;
+    let (tx, handle) = start_memory_writer_with(store.clone(), cfg, metrics.clone());
+    let handle = Arc::new(handle);
+    let history = Arc::new(AuditHistory {
+        store,
+        handle: Arc::clone(&handle),
+    });
+    Ok((
+        tx,
+        Audit {
+            handle,
+            history,
+            metrics,
+        },
+    ))
+}
+
+/// Redis engine: starts the outbox consumer group on the engine's client
+/// (`RedisEngine::client().clone()`). `stream_max_len` is the engine's
+/// `RedisConfig::outbox_max_len`, for the near-cap warning.
+pub fn start_for_redis(
+    cfg: AuditConfig,
+    client: fred::clients::Client,
+    stream_max_len: u64,
+    registry: &prometheus::Registry,
+) -> Result<Audit, AuditError> {
+    let (store, metrics) = setup(&cfg, registry)?;
+    let mut outbox = OutboxConfig::new(crate::engine::redis::keys::outbox_keys());
+    outbox.stream_max_len = stream_max_len;
+    let handle = Arc::new(start_outbox_consumer_with(
+        store.clone(),
+        client,
+        cfg,
+        outbox,
+        metrics.clone(),
+    ));
+    let history = Arc::new(AuditHistory {
+        store,
+        handle: Arc::clone(&handle),
+    });
+    Ok(Audit {
+        handle,
+        history,
+        metrics,
+    })
+}
+
+/// The cold-path reader behind `GET /v1/sessions/{id}/events` and the audit
+/// part of `/ready`.
+pub struct AuditHistory {
+    store: AuditStore,
+    handle: Arc<AuditHandle>,
+}
+
+impl AuditHistory {
+    /// A reader over `store` reporting `handle`'s progress.
+    pub fn new(store: AuditStore, handle: Arc<AuditHandle>) -> Self {
+        AuditHistory { store, handle }
+    }
+}
+
+#[async_trait]
+impl History for AuditHistory {
+    async fn page(
+        &self,
+        session_id: Uuid,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<serde_json::Value, ApiError> {
+        match self.store.history(session_id, cursor, limit).await {
+            Ok(page) => serde_json::to_value(page).map_err(|e| ApiError::Internal(e.to_string())),
+            Err(AuditError::BadCursor) => Err(ApiError::field(
+                "cursor",
+                "is not a next_cursor returned by this endpoint",
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "audit history read failed");
+                Err(ApiError::AuditUnavailable(
+                    "the audit store is unreachable; retry shortly".into(),
+                ))
+            }
+        }
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        json!({
+            "backlog": self.handle.backlog(),
+            "lag_ms": self.handle.lag().as_millis() as u64,
+            "database_ok": self.handle.database_ok(),
+        })
+    }
+}
