@@ -323,3 +323,89 @@ pub fn metric_samples(text: &str, name: &str) -> Vec<(String, f64)> {
 pub fn metric_sum(text: &str, name: &str) -> f64 {
     metric_samples(text, name).iter().map(|(_, v)| v).sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strict_timestamps() {
+        assert!(is_iso_ms("2026-11-25T14:30:00.000Z"));
+        assert_eq!(iso_ms(&json!("1970-01-01T00:00:01.250Z")), 1250);
+        assert_eq!(to_iso_ms(1250), "1970-01-01T00:00:01.250Z");
+        for bad in [
+            "2026-11-25T14:30:00.000+00:00",
+            "2026-11-25T14:30:00Z",
+            "2026-11-25T14:30:00.000000Z",
+            "2026-11-25T14:30:00.00Z",
+            "2026-11-25 14:30:00.000Z",
+            "2026-11-25T14:30:00.000z",
+            "2026-02-30T00:00:00.000Z",
+            "2026-11-25T24:00:00.000Z",
+        ] {
+            assert!(!is_iso_ms(bad), "{bad} must be rejected");
+        }
+    }
+
+    fn running() -> Value {
+        json!({
+            "session_id": "4d7c1a52-7f0e-4a4e-9a7c-2f2d3b1e0c11",
+            "sync_mode": "per_participant", "status": "running", "version": 2,
+            "participants": [
+                {"participant_id": "a", "participant_index": 0, "total_time_ms": 60000,
+                 "time_used_ms": 0, "time_remaining_ms": 59000, "cycle_count": 0,
+                 "is_active": true, "has_expired": false},
+                {"participant_id": "b", "participant_index": 1, "total_time_ms": 60000,
+                 "time_used_ms": 0, "time_remaining_ms": 60000, "cycle_count": 0,
+                 "is_active": false, "has_expired": false}
+            ],
+            "active_participant_id": "a", "active_group_id": null,
+            "total_time_ms": 60000, "time_per_cycle_ms": null, "increment_ms": 0,
+            "max_time_ms": null, "action_on_timeout": {"type": "end_session"},
+            "auto_advance": false,
+            "cycle_started_at": "2026-11-25T14:30:00.000Z",
+            "session_started_at": "2026-11-25T14:30:00.000Z",
+            "session_completed_at": null,
+            "created_at": "2026-11-25T14:29:00.000Z", "updated_at": "2026-11-25T14:30:00.000Z",
+            "metadata": {},
+            "server_time_ms": iso_ms(&json!("2026-11-25T14:30:01.000Z")),
+            "deadline_ms": iso_ms(&json!("2026-11-25T14:31:00.000Z")),
+        })
+    }
+
+    fn rejected(s: Value) -> bool {
+        std::panic::catch_unwind(|| check_state(&s)).is_err()
+    }
+
+    #[test]
+    fn check_state_accepts_a_valid_state_and_rejects_broken_ones() {
+        check_state(&running());
+        let mut s = running();
+        s["created_at"] = json!("2026-11-25T14:29:00.000+00:00");
+        assert!(rejected(s), "offset timestamp");
+        let mut s = running();
+        s["participants"][0]["time_remaining_ms"] = json!(58_999);
+        assert!(rejected(s), "remaining != deadline - server time");
+        let mut s = running();
+        s["participants"][1]["is_active"] = json!(true);
+        assert!(rejected(s), "two active participants");
+        let mut s = running();
+        s.as_object_mut().map(|o| o.remove("deadline_ms"));
+        assert!(rejected(s), "missing field");
+        let mut s = running();
+        s["status"] = json!("completed");
+        assert!(rejected(s), "terminal with an active participant");
+        let mut s = running();
+        s["participants"][0]["participant_index"] = json!(3);
+        assert!(rejected(s), "not in rotation order");
+    }
+
+    #[test]
+    fn metric_parsing() {
+        let text = "# TYPE x_total counter\nx_total{a=\"1\"} 2\nx_total{a=\"2\"} 3.5\nx_total_other 9\ny 1\n";
+        assert_eq!(metric_sum(text, "x_total"), 5.5);
+        assert_eq!(metric_samples(text, "y"), vec![(String::new(), 1.0)]);
+        assert_eq!(metric_sum(text, "absent"), 0.0);
+    }
+}

@@ -23,6 +23,7 @@ synckairos_tests::backend_suite! {
     openapi_lists_every_path,
     json_responses_have_json_content_type,
     metrics_follow_traffic,
+    openapi_refs_resolve_and_schemas_match_real_responses,
 }
 
 fn local_now_ms() -> i64 {
@@ -545,5 +546,154 @@ async fn metrics_follow_traffic(b: Backend) {
         if up["state"]["version"] == 5 {
             break;
         }
+    }
+}
+
+/// Follows `$ref`s (local ones only) to the schema they name.
+fn resolve<'a>(spec: &'a Value, mut v: &'a Value) -> &'a Value {
+    for _ in 0..16 {
+        let Some(r) = v.get("$ref").and_then(Value::as_str) else {
+            return v;
+        };
+        let path = r
+            .strip_prefix("#/")
+            .unwrap_or_else(|| panic!("non-local $ref {r}"));
+        v = path.split('/').fold(spec, |node, key| &node[key]);
+        assert!(!v.is_null(), "dangling $ref {r}");
+    }
+    panic!("$ref chain too long at {v}")
+}
+
+/// Property names of a schema, through `$ref` and `oneOf`/`anyOf`/`allOf`.
+fn props(spec: &Value, schema: &Value) -> std::collections::BTreeSet<String> {
+    let s = resolve(spec, schema);
+    let mut out: std::collections::BTreeSet<String> = s["properties"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    for k in ["oneOf", "anyOf", "allOf"] {
+        for sub in s[k].as_array().into_iter().flatten() {
+            out.extend(props(spec, sub));
+        }
+    }
+    out
+}
+
+/// The property schema `name` of `schema` (through refs and combinators).
+fn prop<'a>(spec: &'a Value, schema: &'a Value, name: &str) -> &'a Value {
+    let s = resolve(spec, schema);
+    if let Some(p) = s["properties"].get(name) {
+        return p;
+    }
+    for k in ["oneOf", "anyOf", "allOf"] {
+        for sub in s[k].as_array().into_iter().flatten() {
+            let p = prop(spec, sub, name);
+            if !p.is_null() {
+                return p;
+            }
+        }
+    }
+    &Value::Null
+}
+
+fn collect_refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+                out.push(r);
+            }
+            o.values().for_each(|x| collect_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+fn keys(v: &Value) -> std::collections::BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+async fn openapi_refs_resolve_and_schemas_match_real_responses(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let spec = srv.api().get("/openapi.json").await.body;
+    let mut refs = Vec::new();
+    collect_refs(&spec, &mut refs);
+    assert!(!refs.is_empty(), "schemas are shared through components");
+    for r in refs {
+        resolve(&spec, &json!({ "$ref": r }));
+    }
+    let op = |path: &str, method: &str| {
+        spec["paths"]
+            .as_object()
+            .and_then(|ps| ps.iter().find(|(k, _)| normalize(k) == path))
+            .map(|(_, item)| item[method].clone())
+            .unwrap_or(Value::Null)
+    };
+    // The documented status codes include the contract's.
+    for (path, method, codes) in [
+        (
+            "/v1/sessions",
+            "post",
+            &["201", "400", "409", "413", "415"][..],
+        ),
+        ("/v1/sessions/{}", "get", &["200", "404"][..]),
+        ("/v1/sessions/{}", "delete", &["204"][..]),
+        (
+            "/v1/sessions/{}/switch",
+            "post",
+            &["200", "400", "404", "409"][..],
+        ),
+        ("/v1/sessions/{}/start", "post", &["200", "400", "404"][..]),
+        ("/ready", "get", &["200", "503"][..]),
+    ] {
+        let o = op(path, method);
+        for c in codes {
+            assert!(
+                o["responses"][*c].is_object(),
+                "{method} {path} documents {c}"
+            );
+        }
+    }
+    // The documented shapes are the real ones.
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    srv.api().create_started(&body).await;
+    let state = srv.api().state(&id).await;
+    let get_schema =
+        &op("/v1/sessions/{}", "get")["responses"]["200"]["content"]["application/json"]["schema"];
+    let state_schema = prop(&spec, get_schema, "data");
+    assert_eq!(
+        props(&spec, state_schema),
+        keys(&state),
+        "GET /v1/sessions/{{id}} data: documented properties vs real keys"
+    );
+    let item = &resolve(&spec, prop(&spec, state_schema, "participants"))["items"];
+    let documented = props(&spec, item);
+    for p in state["participants"].as_array().into_iter().flatten() {
+        assert!(
+            keys(p).is_subset(&documented),
+            "participant keys {:?} documented as {documented:?}",
+            keys(p)
+        );
+    }
+    let sw = srv.api().switch(&id, &json!({})).await;
+    let sw_schema = &op("/v1/sessions/{}/switch", "post")["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    let documented = props(&spec, prop(&spec, sw_schema, "data"));
+    assert!(
+        keys(&sw).is_subset(&documented),
+        "SwitchResult keys {:?} documented as {documented:?}",
+        keys(&sw)
+    );
+    let err_schema =
+        &op("/v1/sessions/{}", "get")["responses"]["404"]["content"]["application/json"]["schema"];
+    let documented = props(&spec, prop(&spec, err_schema, "error"));
+    for k in ["code", "message", "details"] {
+        assert!(
+            documented.contains(k),
+            "error.{k} documented: {documented:?}"
+        );
     }
 }
