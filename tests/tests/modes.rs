@@ -19,6 +19,7 @@ synckairos_tests::backend_suite! {
     version_grows_by_one_per_change,
     per_cycle_pause_keeps_the_rest_of_the_cycle,
     complete_from_paused_charges_nothing_more,
+    random_command_sequences_match_a_model,
 }
 
 fn ts(v: &Value, key: &str) -> i64 {
@@ -449,4 +450,170 @@ async fn complete_from_paused_charges_nothing_more(b: Backend) {
         participant(&c, "a")["time_remaining_ms"],
         json!(60_000 - used)
     );
+}
+
+/// A tiny xorshift generator: reproducible sequences from a printed seed
+/// (`SYNCKAIROS_TEST_SEED` replays one).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// What the server should hold, computed from its own clock readings.
+struct Model {
+    bank: Vec<i64>,
+    used: Vec<i64>,
+    cycles: Vec<i64>,
+    active: usize,
+    running: bool,
+    cycle_start: i64,
+    version: i64,
+}
+
+const IDS: [&str; 4] = ["p0", "p1", "p2", "p3"];
+const INC: i64 = 1500;
+const CAP: i64 = 65_000;
+
+impl Model {
+    fn charge(&mut self, now: i64) -> i64 {
+        let c = now - self.cycle_start;
+        assert!(c >= 0, "time went backwards: {now} < {}", self.cycle_start);
+        self.bank[self.active] -= c;
+        self.used[self.active] += c;
+        c
+    }
+
+    fn check(&self, what: &str, v: &Value) {
+        assert_eq!(int(v, "version"), self.version, "{what}: version in {v}");
+        let want_active = if self.running || !v["active_participant_id"].is_null() {
+            json!(IDS[self.active])
+        } else {
+            Value::Null
+        };
+        assert_eq!(
+            v["active_participant_id"], want_active,
+            "{what}: active in {v}"
+        );
+        for (i, id) in IDS.iter().enumerate() {
+            let p = participant(v, id);
+            assert_eq!(
+                int(p, "total_time_ms"),
+                self.bank[i],
+                "{what}: {id} bank in {v}"
+            );
+            assert_eq!(
+                int(p, "time_used_ms"),
+                self.used[i],
+                "{what}: {id} used in {v}"
+            );
+            assert_eq!(
+                int(p, "cycle_count"),
+                self.cycles[i],
+                "{what}: {id} cycles in {v}"
+            );
+        }
+        if self.running {
+            assert_eq!(
+                iso_ms(&v["cycle_started_at"]),
+                self.cycle_start,
+                "{what}: cycle start"
+            );
+            assert_eq!(
+                int(v, "deadline_ms"),
+                self.cycle_start + self.bank[self.active],
+                "{what}: deadline"
+            );
+        }
+    }
+}
+
+async fn random_command_sequences_match_a_model(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let seed = std::env::var("SYNCKAIROS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 | 1)
+                .unwrap_or(88172645463325252)
+        });
+    eprintln!("random_command_sequences_match_a_model: SYNCKAIROS_TEST_SEED={seed}");
+    let mut rng = Rng(seed);
+    let mut body = session_body("per_participant", &IDS, 60_000);
+    body["increment_ms"] = json!(INC);
+    body["max_time_ms"] = json!(CAP);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    let mut m = Model {
+        bank: vec![60_000; 4],
+        used: vec![0; 4],
+        cycles: vec![0; 4],
+        active: 0,
+        running: true,
+        cycle_start: iso_ms(&s0["cycle_started_at"]),
+        version: 2,
+    };
+    m.check("start", &s0);
+    let path = |verb: &str| format!("/v1/sessions/{id}/{verb}");
+    for step in 0..40 {
+        let roll = rng.next(10);
+        if m.running && roll < 5 {
+            let r = api.switch(&id, &json!({})).await;
+            let now = iso_ms(&r["cycle_started_at"]);
+            let c = m.charge(now);
+            m.bank[m.active] = (m.bank[m.active] + INC).min(CAP);
+            m.cycles[m.active] += 1;
+            m.active = (m.active + 1) % 4;
+            m.cycle_start = now;
+            m.version += 1;
+            m.check(&format!("step {step}: switch after {c} ms"), &r);
+        } else if m.running && roll < 7 {
+            let to = (m.active + 1 + rng.next(3) as usize) % 4;
+            let r = api
+                .switch(
+                    &id,
+                    &json!({"next_participant_id": IDS[to], "expected_version": m.version}),
+                )
+                .await;
+            let now = iso_ms(&r["cycle_started_at"]);
+            m.charge(now);
+            m.bank[m.active] = (m.bank[m.active] + INC).min(CAP);
+            m.cycles[m.active] += 1;
+            m.active = to;
+            m.cycle_start = now;
+            m.version += 1;
+            m.check(&format!("step {step}: jump to {}", IDS[to]), &r);
+        } else if m.running && roll < 9 {
+            let r = api.act(&id, "pause").await;
+            m.charge(int(&r, "server_time_ms"));
+            m.running = false;
+            m.version += 1;
+            m.check(&format!("step {step}: pause"), &r);
+        } else if m.running {
+            // A refused command changes nothing.
+            api.post_empty(&path("resume"))
+                .await
+                .error(400, "INVALID_STATE_TRANSITION");
+        } else if roll < 8 {
+            let r = api.act(&id, "resume").await;
+            m.running = true;
+            m.cycle_start = iso_ms(&r["cycle_started_at"]);
+            m.version += 1;
+            m.check(&format!("step {step}: resume"), &r);
+        } else {
+            api.post_empty(&path("switch"))
+                .await
+                .error(400, "INVALID_STATE_TRANSITION");
+        }
+    }
+    let g = api.state(&id).await;
+    m.check("final GET", &g);
 }
