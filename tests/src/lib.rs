@@ -34,9 +34,10 @@ pub use server::{ServerBuilder, TestServer};
 pub use ws::{WS_WAIT, WsClient, WsEvent};
 
 /// Instantiates every listed test once per backend in [`Backend::all`], as
-/// `memory::name`, `redis::name` (standalone Redis) and `cluster::name`
-/// (6-node Redis Cluster), and generates the test binary's `main` (the suite
-/// files are `harness = false` targets; see [`suite`]).
+/// trials named `memory::<module>::name`, `redis::<module>::name` (standalone
+/// Redis) and `cluster::<module>::name` (6-node Redis Cluster), returned by
+/// the generated `pub fn trials()`; the suite binary's `main` collects the
+/// modules' trials and hands them to [`suite::run`].
 ///
 /// ```ignore
 /// backend_suite! {
@@ -50,25 +51,21 @@ pub use ws::{WS_WAIT, WsClient, WsEvent};
 #[macro_export]
 macro_rules! backend_suite {
     ($( $(#[ignore = $why:literal])? $name:ident ),* $(,)?) => {
-        /// Every test of this suite, once per backend.
-        fn trials() -> ::std::vec::Vec<$crate::suite::Trial> {
+        /// Every test of this module, once per backend.
+        pub fn trials() -> ::std::vec::Vec<$crate::suite::Trial> {
+            let module = module_path!().rsplit("::").next().unwrap_or_default();
             let mut trials = ::std::vec::Vec::new();
             for backend in $crate::Backend::all() {
                 $(
                     trials.push($crate::suite::trial(
                         backend.clone(),
-                        stringify!($name),
+                        &format!("{module}::{}", stringify!($name)),
                         None $(.or(Some($why)))?,
                         |b| ::std::boxed::Box::pin($name(b)),
                     ));
                 )*
             }
             trials
-        }
-
-        #[allow(dead_code)]
-        fn main() -> ::std::process::ExitCode {
-            $crate::suite::run(trials())
         }
     };
 }

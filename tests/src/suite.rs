@@ -1,6 +1,10 @@
 //! The harness behind [`backend_suite!`](crate::backend_suite): every listed
-//! test becomes one trial per backend, named `backend::test`, run by
+//! test becomes one trial per backend, named `backend::module::test`, and
+//! the suite binary (`tests/tests/blackbox/main.rs`) runs them all with
 //! libtest-mimic (same filters and flags as `cargo test`).
+//!
+//! Why one binary: the Redis Cluster is formed once per test binary (about
+//! 5 s of both cores), so seven suite binaries paid for seven clusters.
 //!
 //! Why not the built-in harness: it runs as many tests at once as there are
 //! cores (2 here), while these tests mostly wait on sockets and on clocks
@@ -21,7 +25,7 @@ pub const DEFAULT_THREADS: usize = 8;
 /// A suite test: an async function of the backend, boxed.
 pub type TestFn = fn(Backend) -> Pin<Box<dyn Future<Output = ()>>>;
 
-/// One trial: `backend::name`, ignored with a reason when `ignore` is set.
+/// One trial: `backend::name`, ignored when `ignore` (the reason) is set.
 pub fn trial(backend: Backend, name: &str, ignore: Option<&str>, f: TestFn) -> Trial {
     let full = format!("{}::{name}", backend.name());
     Trial::test(full, move || {
@@ -77,8 +81,8 @@ mod tests {
         let got = generated::list();
         let mut want = Vec::new();
         for b in Backend::all() {
-            want.push((format!("{}::plain", b.name()), false));
-            want.push((format!("{}::skipped", b.name()), true));
+            want.push((format!("{}::generated::plain", b.name()), false));
+            want.push((format!("{}::generated::skipped", b.name()), true));
         }
         assert_eq!(got, want);
     }

@@ -1,0 +1,37 @@
+//! The backend-generic black-box suites: every test starts the real
+//! `synckairos` binary (see `tests/README.md`) and runs once per backend as
+//! `memory::<module>::<test>`, `redis::…`, `cluster::…`.
+//!
+//! - `rest`: every endpoint's success path, system endpoints, OpenAPI.
+//! - `ws`: every WebSocket message type, pings, closes.
+//! - `errors`: every error code and a battery of bad inputs.
+//! - `modes`: every mode's arithmetic, pause/resume, a model-based run.
+//! - `timeouts`: every timeout action, applied by the server on its own.
+//! - `concurrency`: optimistic concurrency under parallel switches.
+//! - `lifecycle`: shutdown, idle expiry, configuration errors, logs.
+
+mod concurrency;
+mod errors;
+mod lifecycle;
+mod modes;
+mod rest;
+mod timeouts;
+mod ws;
+
+fn main() -> std::process::ExitCode {
+    // The slowest module (clocks running out) first, so its waits overlap
+    // with everything else.
+    let trials = [
+        timeouts::trials(),
+        ws::trials(),
+        lifecycle::trials(),
+        rest::trials(),
+        errors::trials(),
+        modes::trials(),
+        concurrency::trials(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    synckairos_tests::suite::run(trials)
+}
