@@ -25,6 +25,9 @@ synckairos_tests::backend_suite! {
     pause_racing_the_deadline_is_refused_or_stops_the_clock,
     auto_action_with_advance_expires_the_session_when_nobody_is_left,
     per_cycle_end_session_expires_the_participant,
+    timeout_is_announced_once_to_every_client,
+    completed_session_does_not_time_out,
+    stale_timer_does_not_touch_a_deleted_and_recreated_session,
 }
 
 /// How long to wait for a server-side timeout beyond its deadline (a loaded
@@ -566,4 +569,81 @@ async fn per_cycle_end_session_expires_the_participant(b: Backend) {
     assert_eq!(participant(&st, "b")["has_expired"], false);
     assert_eq!(ts(&st, "session_completed_at"), deadline);
     assert_eq!(srv.api().state(&id).await["version"], 3);
+}
+
+async fn timeout_is_announced_once_to_every_client(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 1000);
+    let id = id_of(&body);
+    let (first, _) = start_watched(&srv, &body).await;
+    let mut clients = vec![];
+    for _ in 0..4 {
+        clients.push(srv.ws_synced(&id).await.0);
+    }
+    clients.push(first);
+    for ws in clients.iter_mut() {
+        let (st, te) = await_timeout(ws).await;
+        assert_eq!(st["version"], 3);
+        assert_eq!(te["participant_id"], "a");
+        // Nothing more (no second announcement) before the reply to a PING.
+        ws.ping(2).await;
+    }
+}
+
+async fn completed_session_does_not_time_out(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 1000);
+    let id = id_of(&body);
+    let (mut ws, s0) = start_watched(&srv, &body).await;
+    let c = srv.api().act(&id, "complete").await;
+    ws.expect_type("STATE_UPDATE").await;
+    // Showing an absence: nothing arrives past the old deadline.
+    let wait = int(&s0, "deadline_ms") - int(&c, "server_time_ms") + 300;
+    ws.expect_silence(Duration::from_millis(wait.max(0) as u64))
+        .await;
+    let g = srv.api().state(&id).await;
+    assert_eq!(
+        (g["status"].clone(), g["version"].clone()),
+        (json!("completed"), json!(3))
+    );
+    assert_eq!(participant(&g, "a")["has_expired"], false);
+}
+
+async fn stale_timer_does_not_touch_a_deleted_and_recreated_session(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = session_body("per_participant", &["a", "b"], 1000);
+    let id = id_of(&body);
+    let s0 = api.create_started(&body).await;
+    api.delete(&format!("/v1/sessions/{id}"))
+        .await
+        .expect_status(204);
+    // Same id again, not started: the old incarnation's timer must not fire
+    // on it, nor bring the old session back.
+    let again = api.create(&body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+    let wait = int(&s0, "deadline_ms") - int(&again, "server_time_ms") + 300;
+    ws.expect_silence(Duration::from_millis(wait.max(0) as u64))
+        .await;
+    let g = api.state(&id).await;
+    assert_eq!(
+        (g["status"].clone(), g["version"].clone()),
+        (json!("pending"), json!(1)),
+        "{g}"
+    );
+    // And a deleted session stays deleted past its deadline.
+    let body2 = session_body("per_participant", &["a", "b"], 1000);
+    let id2 = id_of(&body2);
+    let s2 = api.create_started(&body2).await;
+    api.delete(&format!("/v1/sessions/{id2}"))
+        .await
+        .expect_status(204);
+    let mut ws2 = srv.ws(&id2).await;
+    ws2.expect_type("CONNECTED").await;
+    let left = int(&s2, "deadline_ms") - int(&api.get("/v1/time").await.body, "timestamp_ms") + 300;
+    ws2.expect_silence(Duration::from_millis(left.max(0) as u64))
+        .await;
+    api.get(&format!("/v1/sessions/{id2}"))
+        .await
+        .error(404, "SESSION_NOT_FOUND");
 }
