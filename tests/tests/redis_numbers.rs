@@ -11,6 +11,9 @@
 //!   a trivial script, and our commit script doing its full work (version
 //!   check, SET with TTL, deadline index move, SPUBLISH). Compare with the
 //!   switch throughput of `BENCH_REDIS_URL=... make bench`.
+//! - In-process switch throughput (service + engine, no HTTP) at 64
+//!   concurrent switches (`SK_CONNS` overrides the connection count), to tell
+//!   the engine's share from the HTTP layer's.
 
 use futures::StreamExt;
 use std::process::Command;
@@ -193,5 +196,66 @@ async fn evalsha_baseline() {
     println!(
         "redis-benchmark -c 64: EVALSHA `return 1`: {trivial_rps:.0} req/s; EVALSHA commit.lua (full commit, {} B state): {commit_rps:.0} req/s",
         value.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: in-process switch throughput on the Redis engine; run with --release --ignored --nocapture"]
+async fn in_process_switch_throughput() {
+    use synckairos::domain::{Command as Cmd, SwitchArgs};
+    let redis = RedisServer::start().await.unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let engine = connect(
+        RedisConfig {
+            url: Some(redis.url()),
+            connections: std::env::var("SK_CONNS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+            ..RedisConfig::default()
+        },
+        &metrics,
+    )
+    .await
+    .unwrap();
+    let svc = Service::new(engine, metrics, ServiceConfig::default());
+    let mut ids = Vec::new();
+    for _ in 0..1000 {
+        let id = Uuid::new_v4();
+        svc.create(two_player(id)).await.unwrap();
+        svc.command(id, Cmd::Start).await.unwrap();
+        ids.push(id);
+    }
+    let ids = Arc::new(ids);
+    let until = Instant::now() + Duration::from_secs(5);
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let (svc, ids) = (Arc::clone(&svc), Arc::clone(&ids));
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = t;
+                while Instant::now() < until {
+                    let s = Instant::now();
+                    svc.command(ids[i % ids.len()], Cmd::Switch(SwitchArgs::default()))
+                        .await
+                        .unwrap();
+                    lat.push(s.elapsed().as_micros() as u64);
+                    i += 64;
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    let pct = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)] as f64 / 1000.0;
+    println!(
+        "in-process switches on Redis, 64 concurrent: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        all.len() as f64 / 5.0,
+        pct(0.5),
+        pct(0.99)
     );
 }
