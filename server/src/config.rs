@@ -64,6 +64,10 @@ pub struct ServeConfig {
     /// PostgreSQL URL: turns the audit trail on.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Per-bucket cap of the Redis outbox streams (256 buckets): size it for the longest
+    /// PostgreSQL outage to ride out (entries ≈ outage s × commits/s ÷ 256).
+    #[arg(long, env = "OUTBOX_MAX_LEN", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
+    pub outbox_max_len: u64,
     /// Idle sessions expire this many seconds after their last change.
     #[arg(long, env = "SESSION_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
     pub session_ttl_seconds: u64,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use synckairos::api::{self, AppState};
+use synckairos::audit::{self, Audit, AuditConfig};
 use synckairos::config::{Cli, Command, LogFormat, ServeConfig};
 use synckairos::engine::Engine;
 use synckairos::engine::memory::MemoryEngine;
@@ -92,7 +93,14 @@ async fn migrate(database_url: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn build_engine(cfg: &ServeConfig, metrics: &Metrics) -> Result<Arc<dyn Engine>, String> {
+/// The state engine and, with `DATABASE_URL`, the audit consumer that
+/// feeds PostgreSQL from it.
+async fn build_engine(
+    cfg: &ServeConfig,
+    metrics: &Metrics,
+) -> Result<(Arc<dyn Engine>, Option<Audit>), String> {
+    let audit_cfg = cfg.database_url.clone().map(AuditConfig::new);
+    let audit_err = |e: synckairos::audit::AuditError| format!("audit store: {e}");
     if cfg.redis_url.is_some() || !cfg.redis_cluster_nodes.is_empty() {
         let rc = RedisConfig {
             url: cfg.redis_url.clone(),
@@ -100,13 +108,32 @@ async fn build_engine(cfg: &ServeConfig, metrics: &Metrics) -> Result<Arc<dyn En
             cluster_password: cfg.redis_password.clone(),
             connect_timeout: Duration::from_millis(cfg.redis_connect_timeout_ms),
             command_timeout: Duration::from_millis(cfg.redis_command_timeout_ms),
-            audit: cfg.database_url.is_some(),
+            audit: audit_cfg.is_some(),
+            outbox_max_len: cfg.outbox_max_len,
             ..RedisConfig::default()
         };
         let engine = synckairos::engine::redis::connect(rc, metrics).await?;
-        return Ok(engine);
+        let audit = match audit_cfg {
+            Some(ac) => Some(
+                audit::start_for_redis(
+                    ac,
+                    engine.client().clone(),
+                    cfg.outbox_max_len,
+                    &metrics.registry,
+                )
+                .map_err(audit_err)?,
+            ),
+            None => None,
+        };
+        return Ok((engine, audit));
     }
-    Ok(Arc::new(MemoryEngine::new(None)))
+    match audit_cfg {
+        Some(ac) => {
+            let (tx, audit) = audit::start_for_memory(ac, &metrics.registry).map_err(audit_err)?;
+            Ok((Arc::new(MemoryEngine::new(Some(tx))), Some(audit)))
+        }
+        None => Ok((Arc::new(MemoryEngine::new(None)), None)),
+    }
 }
 
 async fn shutdown_signal() {
@@ -131,7 +158,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     cfg.validate()?;
     init_logs(cfg.log_format);
     let metrics = Arc::new(Metrics::new());
-    let engine = build_engine(&cfg, &metrics).await?;
+    let (engine, audit) = build_engine(&cfg, &metrics).await?;
     let service = Service::new(
         engine,
         metrics.clone(),
@@ -149,7 +176,9 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
         metrics,
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
-        history: None,
+        history: audit
+            .as_ref()
+            .map(|a| a.history.clone() as Arc<dyn api::History>),
         ws_ping_interval: Duration::from_secs(cfg.ws_ping_interval_seconds),
     };
     let addr = SocketAddr::new(cfg.bind, cfg.port);
@@ -173,6 +202,15 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let grace = Duration::from_secs(cfg.shutdown_grace_seconds);
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!("some WebSocket connections did not close within the grace period");
+    }
+    if let Some(a) = &audit {
+        let left = a.handle.shutdown(grace).await;
+        if left > 0 {
+            tracing::warn!(
+                unwritten = left,
+                "audit consumer stopped with events not yet written"
+            );
+        }
     }
     tracing::info!("bye");
     Ok(())
