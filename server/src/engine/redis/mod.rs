@@ -81,7 +81,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
             reconnect_min_delay: Duration::from_millis(50),
-            reconnect_max_delay: Duration::from_secs(2),
+            reconnect_max_delay: Duration::from_secs(1),
             audit: false,
             outbox_max_len: 1000,
             connections: 2,
