@@ -287,6 +287,10 @@ impl RedisCluster {
                     // kill primaries right after forming the cluster).
                     "--cluster-replica-validity-factor",
                     "0",
+                    // Slots of a live primary keep serving while another
+                    // shard is down (the recommended production setting).
+                    "--cluster-require-full-coverage",
+                    "no",
                 ]
                 .iter()
                 .map(|s| s.to_string()),

@@ -47,6 +47,20 @@ fn spec(total_ms: i64) -> CreateSpec {
     .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
+fn commit_of(
+    s: &synckairos::domain::Session,
+    now: i64,
+    deadline_ms: Option<i64>,
+) -> synckairos::engine::Commit<'_> {
+    synckairos::engine::Commit {
+        session: s,
+        deadline_ms,
+        expire_at_ms: now + 60_000,
+        update: None,
+        audit: None,
+    }
+}
+
 fn switch(expected_version: Option<u64>) -> Command {
     Command::Switch(SwitchArgs {
         expected_version,
@@ -285,5 +299,60 @@ async fn manual_failover_keeps_delivery() {
         })
         .await
         .unwrap_or_else(|_| panic!("version {v} never reached A after a manual failover"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_keeps_finding_deadlines_while_one_slot_is_unserved() {
+    use synckairos::engine::Engine;
+    let cluster = RedisCluster::start().await.unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let engine = connect(
+        RedisConfig {
+            cluster_nodes: cluster
+                .ports()
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect(),
+            ..RedisConfig::default()
+        },
+        &metrics,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Deadline index entries (already due) in many buckets, written by the
+    // engine itself: no local timer in this test can fire them first.
+    let now = synckairos::clock::now_ms();
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        let mut s = spec(60_000).into_session(now);
+        engine.create(commit_of(&s, now, None)).await.unwrap();
+        s.version = 2;
+        engine
+            .commit(commit_of(&s, now, Some(now - 10)))
+            .await
+            .unwrap();
+        ids.push(s.session_id);
+    }
+    // One bucket's slot stops being served (as while a slot is being
+    // repaired): its commands fail, the other 255 buckets must still sweep.
+    let lost = keys::deadlines_key(keys::bucket(&ids[0]));
+    let owner = cluster.primary_for(&lost).unwrap();
+    let slot = synckairos_tests::redis::cli(owner.port, &["cluster", "keyslot", &lost]).unwrap();
+    synckairos_tests::redis::cli(owner.port, &["cluster", "delslots", slot.trim()]).unwrap();
+    let due = engine
+        .due(synckairos::clock::now_ms(), 1000)
+        .await
+        .unwrap_or_else(|e| panic!("the sweep failed as a whole: {e}"));
+    let elsewhere: Vec<&Uuid> = ids
+        .iter()
+        .filter(|id| keys::bucket(id) != keys::bucket(&ids[0]))
+        .collect();
+    assert!(!elsewhere.is_empty());
+    for id in elsewhere {
+        assert!(
+            due.iter().any(|d| d.session_id == *id),
+            "deadline of {id} not found while another bucket's slot is unserved"
+        );
     }
 }

@@ -575,9 +575,20 @@ impl Engine for RedisEngine {
             (b, r)
         });
         let mut out = Vec::new();
+        let (mut failed, mut first_error) = (0u32, None);
         for (b, r) in futures::future::join_all(scans).await {
+            // A bucket on an unreachable primary must not stop the sweep of
+            // the others (a partial cluster outage): skip it, retry next time.
+            let entries = match r {
+                Ok(e) => e,
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             let mut stale = Vec::new();
-            for (m, score) in r.map_err(unavailable)? {
+            for (m, score) in entries {
                 let Some((session_id, version)) = keys::parse_member(&m) else {
                     continue;
                 };
@@ -594,6 +605,12 @@ impl Engine for RedisEngine {
             if !stale.is_empty() {
                 self.reap(b, stale).await;
             }
+        }
+        if let Some(e) = first_error {
+            if failed == keys::BUCKETS {
+                return Err(unavailable(e));
+            }
+            tracing::warn!(buckets = failed, error = %e, "sweep skipped unreachable buckets");
         }
         out.sort_by_key(|d| d.deadline_ms);
         out.truncate(limit);
