@@ -461,3 +461,66 @@ fn sqlx_truncate(pg: &Postgres) {
     pg.psql("postgres", "TRUNCATE sync_events; TRUNCATE sync_sessions")
         .expect("truncate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with make bench-audit"]
+async fn bench_redis_outbox_drain_rate() {
+    // The service cannot commit 10k switches/s on a small box, so this
+    // measures the consumer alone: fill the outbox with no consumer running,
+    // then time how fast one consumer empties it into PostgreSQL.
+    let (redis, pg) = (start_redis().await, start_pg().await);
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let engine = connect(
+        RedisConfig {
+            url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+            audit: true,
+            outbox_max_len: 10_000,
+            ..RedisConfig::default()
+        },
+        &Metrics::new(),
+    )
+    .await
+    .expect("redis engine");
+    let svc = Service::new(
+        Arc::clone(&engine) as Arc<dyn synckairos::engine::Engine>,
+        Arc::new(Metrics::new()),
+        ServiceConfig::default(),
+    );
+    let ids = sessions(&svc).await;
+    let (n, _) = offer(&svc, &ids, 1_000_000, Duration::from_secs(15), 64).await;
+    let total = n + 2 * SESSIONS as u64;
+
+    let metrics = AuditMetrics::unregistered().expect("metrics");
+    let mut outbox = OutboxConfig::new(keys::outbox_keys());
+    outbox.stream_max_len = 10_000;
+    let t = Instant::now();
+    let handle = start_outbox_consumer(
+        engine.client().clone(),
+        AuditConfig::new(&url),
+        outbox,
+        metrics.clone(),
+    )
+    .expect("consumer");
+    drain(&pg, total, Duration::from_secs(300)).await;
+    let took = t.elapsed();
+    println!(
+        "redis outbox drain: {total} queued events written in {:.2}s → {:.0} events/s \
+         ({} batches, mean batch {:.1} ms)",
+        took.as_secs_f64(),
+        total as f64 / took.as_secs_f64(),
+        metrics.batch_seconds.get_sample_count(),
+        metrics.batch_seconds.get_sample_sum() * 1000.0
+            / metrics.batch_seconds.get_sample_count().max(1) as f64,
+    );
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) = count(DISTINCT (session_id, version)) FROM sync_events"
+        )
+        .expect("check")
+        .trim(),
+        "t"
+    );
+    assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
+}

@@ -257,16 +257,23 @@ impl Consumer {
             .map(|i| tokio::spawn(Arc::clone(&self).worker(i, Arc::clone(&rx), cancel.clone())))
             .collect();
         let mut next_claim = Instant::now();
+        let mut busy = vec![false; self.cfg.streams.len()];
         let mut idle = Duration::from_millis(5);
         let mut backoff = self.writer.cfg.retry_min;
         'read: while !cancel.is_cancelled() {
             let mut entries = Vec::new();
-            if Instant::now() >= next_claim {
+            // Claiming while PostgreSQL is down would only take entries away
+            // from consumers that are retrying them too.
+            if Instant::now() >= next_claim && self.writer.progress.db_ok.load(Ordering::Relaxed) {
                 entries = self.claim().await;
                 next_claim = Instant::now() + self.cfg.claim_interval;
             }
-            match self.read_round(size).await {
+            match self.read_round(size, &busy).await {
                 Ok(mut e) => {
+                    busy.iter_mut().for_each(|b| *b = false);
+                    for x in &e {
+                        busy[x.stream] = true;
+                    }
                     entries.append(&mut e);
                     backoff = self.writer.cfg.retry_min;
                     if self.warned_redis.swap(false, Ordering::Relaxed) {
@@ -372,18 +379,34 @@ impl Consumer {
 
     /// One XREADGROUP per stream, pipelined; per-stream counts keep a round
     /// near `size` entries.
-    async fn read_round(&self, size: usize) -> Result<Vec<Entry>, Error> {
-        let n = self.cfg.streams.len().max(1);
-        let per_stream = (size / n).max(16) as u64;
+    async fn read_round(&self, size: usize, busy: &[bool]) -> Result<Vec<Entry>, Error> {
+        // Spread one batch over the streams that had entries last round, so
+        // a backlog left in a few streams still drains in full batches; the
+        // others get a small count, which bounds one round to about
+        // `size + 16 × streams` entries.
+        let busy_count = busy.iter().filter(|b| **b).count();
+        let big = (size / busy_count.max(1)).clamp(16, size) as u64;
+        let counts: Arc<Vec<u64>> = Arc::new(
+            (0..self.cfg.streams.len())
+                .map(|i| {
+                    if busy.get(i).copied().unwrap_or(false) {
+                        big
+                    } else {
+                        16
+                    }
+                })
+                .collect(),
+        );
         let (group, consumer) = (self.cfg.group.clone(), self.cfg.consumer.clone());
         let replies = self
-            .per_stream(self.all(), move |_, c, key| {
+            .per_stream(self.all(), move |i, c, key| {
                 let (group, consumer) = (group.clone(), consumer.clone());
+                let count = counts[i];
                 async move {
                     c.xreadgroup::<Value, _, _, _, _>(
                         group,
                         consumer,
-                        Some(per_stream),
+                        Some(count),
                         None,
                         false,
                         key,
