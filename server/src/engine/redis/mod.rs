@@ -28,7 +28,7 @@ use fred::prelude::*;
 use fred::types::InfoKind;
 use fred::types::config::ClusterDiscoveryPolicy;
 use fred::types::scripts::Script;
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 use pubsub::{GapSignal, PubSub, PubSubMetrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -163,6 +163,7 @@ pub struct RedisEngine {
     delete: Script,
     audit: bool,
     outbox_max_len: String,
+    errors: IntCounterVec,
 }
 
 fn unavailable(e: Error) -> EngineError {
@@ -289,6 +290,15 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         )
         .map_err(|e| e.to_string())?,
     };
+    let errors = IntCounterVec::new(
+        Opts::new(
+            "synckairos_redis_errors_total",
+            "Engine operations that failed on Redis (timeout, connection, cluster errors)",
+        ),
+        &["op"],
+    )
+    .map_err(|e| e.to_string())?;
+    register(metrics, &errors);
     register(metrics, &pm.resyncs);
     register(metrics, &pm.received);
     register(metrics, &pm.subscribed);
@@ -338,6 +348,7 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         delete,
         audit: cfg.audit,
         outbox_max_len: cfg.outbox_max_len.max(1).to_string(),
+        errors,
     }))
 }
 
@@ -462,11 +473,26 @@ impl RedisEngine {
         ]
     }
 
-    async fn run(&self, script: &Script, id: &Uuid, args: Vec<Value>) -> Result<i64, EngineError> {
-        script
+    async fn run(
+        &self,
+        op: &'static str,
+        script: &Script,
+        id: &Uuid,
+        args: Vec<Value>,
+    ) -> Result<i64, EngineError> {
+        let r = script
             .evalsha_with_reload(self.client(), Self::commit_keys(id), args)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable);
+        self.counted(op, r)
+    }
+
+    /// Counts store failures by operation (a metric), passing `r` through.
+    fn counted<T>(&self, op: &'static str, r: Result<T, EngineError>) -> Result<T, EngineError> {
+        if matches!(r, Err(EngineError::Unavailable(_))) {
+            self.errors.with_label_values(&[op]).inc();
+        }
+        r
     }
 
     /// Removes deadline entries whose session is gone or moved on (its state
@@ -498,7 +524,8 @@ impl Engine for RedisEngine {
 
     async fn load(&self, id: Uuid) -> Result<Option<Session>, EngineError> {
         self.pubsub.wait_ready(id).await;
-        read_state(self.client(), id).await
+        let r = read_state(self.client(), id).await;
+        self.counted("load", r)
     }
 
     async fn create(&self, c: Commit<'_>) -> Result<(), EngineError> {
@@ -513,7 +540,7 @@ impl Engine for RedisEngine {
             Value::from(keys::channel(&id)),
             encode_update(c.update.as_ref()),
         ];
-        match self.run(&self.create, &id, args).await? {
+        match self.run("create", &self.create, &id, args).await? {
             1 => Ok(()),
             0 => Err(EngineError::Exists),
             n => Err(EngineError::Unavailable(format!(
@@ -539,7 +566,7 @@ impl Engine for RedisEngine {
             Value::from(keys::channel(&id)),
             encode_update(c.update.as_ref()),
         ];
-        match self.run(&self.commit, &id, args).await? {
+        match self.run("commit", &self.commit, &id, args).await? {
             1 => Ok(()),
             0 => Err(EngineError::VersionMismatch),
             -1 => Err(EngineError::NotFound),
@@ -562,7 +589,7 @@ impl Engine for RedisEngine {
             Value::from(keys::channel(&id)),
             encode_update(Some(&update)),
         ];
-        Ok(self.run(&self.delete, &id, args).await? == 1)
+        Ok(self.run("delete", &self.delete, &id, args).await? == 1)
     }
 
     async fn due(&self, now: Millis, limit: usize) -> Result<Vec<DueTimer>, EngineError> {
@@ -608,7 +635,7 @@ impl Engine for RedisEngine {
         }
         if let Some(e) = first_error {
             if failed == keys::BUCKETS {
-                return Err(unavailable(e));
+                return self.counted("due", Err(unavailable(e)));
             }
             tracing::warn!(buckets = failed, error = %e, "sweep skipped unreachable buckets");
         }
@@ -618,8 +645,8 @@ impl Engine for RedisEngine {
     }
 
     async fn ping(&self) -> Result<(), EngineError> {
-        let _: String = self.client().ping(None).await.map_err(unavailable)?;
-        Ok(())
+        let r: Result<String, _> = self.client().ping(None).await.map_err(unavailable);
+        self.counted("ping", r).map(|_| ())
     }
 
     async fn live_sessions(&self) -> Option<u64> {

@@ -405,7 +405,8 @@ async fn commands_fail_fast_while_redis_is_down() {
     let Some(redis) = start_redis().await else {
         return;
     };
-    let engine = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    let metrics = Metrics::new();
+    let engine = connect(cfg(redis.port), &metrics).await.unwrap();
     drop(redis);
     let started = std::time::Instant::now();
     let r = engine.load(Uuid::new_v4()).await;
@@ -416,6 +417,11 @@ async fn commands_fail_fast_while_redis_is_down() {
         started.elapsed()
     );
     assert!(engine.ping().await.is_err());
+    let text = metrics.render();
+    assert!(
+        text.contains("synckairos_redis_errors_total{op=\"load\"} 1"),
+        "{text}"
+    );
 }
 
 use std::collections::HashMap;
