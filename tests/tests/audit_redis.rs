@@ -40,6 +40,10 @@ fn free_port() -> u16 {
 }
 
 async fn start_redis() -> Redis {
+    start_redis_with(&[]).await
+}
+
+async fn start_redis_with(extra: &[&str]) -> Redis {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("sk-audit-redis-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("redis dir");
@@ -54,6 +58,7 @@ async fn start_redis() -> Redis {
             "--appendonly",
             "no",
         ])
+        .args(extra)
         .arg("--dir")
         .arg(&dir)
         .stdout(Stdio::null())
@@ -375,5 +380,91 @@ async fn postgres_outage_with_redis_loses_nothing_and_switches_stay_fast() {
         percentile(&during, 0.5),
         percentile(&during, 0.99),
     );
+    assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
+}
+
+/// A 3-master Redis Cluster (no replicas) on loopback ports.
+async fn start_cluster() -> Vec<Redis> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(
+            start_redis_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]).await,
+        );
+    }
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in &nodes {
+        loop {
+            let info = Command::new("redis-cli")
+                .args(["-p", &n.port.to_string(), "cluster", "info"])
+                .output()
+                .expect("redis-cli");
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "cluster did not become ok");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_outbox_every_change_once() {
+    let (nodes, pg) = (start_cluster().await, start_pg().await);
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let engine = connect(
+        RedisConfig {
+            cluster_nodes: nodes
+                .iter()
+                .map(|n| format!("127.0.0.1:{}", n.port))
+                .collect(),
+            audit: true,
+            ..RedisConfig::default()
+        },
+        &Metrics::new(),
+    )
+    .await
+    .expect("redis cluster engine");
+    let metrics = AuditMetrics::unregistered().expect("metrics");
+    let handle = consumer(
+        &engine,
+        &url,
+        OutboxConfig::new(keys::outbox_keys()),
+        metrics,
+    );
+    let svc = service(engine);
+    // Enough sessions to land in buckets on every node.
+    let sessions: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
+    for id in &sessions {
+        svc.create(spec(*id)).await.expect("create");
+        svc.command(*id, Cmd::Start).await.expect("start");
+        for _ in 0..3 {
+            svc.command(*id, switch()).await.expect("switch");
+        }
+    }
+    let commits = 5 * sessions.len() as u64;
+    wait_until(Duration::from_secs(30), "every commit written", || {
+        let pg = &pg;
+        async move { count(pg, "SELECT count(*) FROM sync_events") == commits }
+    })
+    .await;
+    assert_exactly_once(&pg, commits);
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
 }
