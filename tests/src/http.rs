@@ -24,11 +24,7 @@ pub struct Resp {
 
 impl fmt::Display for Resp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = self.text.clone();
-        if text.len() > 2000 {
-            text.truncate(2000);
-            text.push('…');
-        }
+        let text = shorten(&self.text, 2000);
         write!(f, "{} -> {} {}", self.request, self.status, text)
     }
 }
@@ -147,11 +143,7 @@ impl Api {
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
         let url = format!("{}{path}", self.base);
-        let mut shown = body.to_string();
-        if shown.len() > 300 {
-            shown.truncate(300);
-            shown.push('…');
-        }
+        let shown = shorten(&body.to_string(), 300);
         self.send(
             format!("POST {path} {shown}"),
             self.client.post(url).json(body),
@@ -337,4 +329,16 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with `…`.
+fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let cut = (0..=max)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &s[..cut])
 }

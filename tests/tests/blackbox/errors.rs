@@ -22,6 +22,7 @@ synckairos_tests::backend_suite! {
     switch_body_validation,
     boundary_values_are_accepted,
     unknown_routes_and_methods_are_4xx,
+    fuzzed_bodies_get_201_or_a_named_400,
 }
 
 fn pp_body() -> Value {
@@ -829,4 +830,196 @@ async fn unknown_routes_and_methods_are_4xx(b: Backend) {
         assert!((400..500).contains(&r.status), "a 4xx expected: {r}");
     }
     assert_eq!(api.state(&id).await["version"], 1);
+}
+
+/// Values of every JSON type and awkward size.
+fn odd_values() -> Vec<Value> {
+    vec![
+        Value::Null,
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(1.5),
+        json!(1e20),
+        json!(i64::MIN),
+        json!(u64::MAX),
+        json!(""),
+        json!("x"),
+        json!("é\u{0}\u{202e}🙂"),
+        json!("9".repeat(300)),
+        json!([]),
+        json!([1, "a", null]),
+        json!({}),
+        json!({"type": "end_session"}),
+    ]
+}
+
+/// Paths of every value inside `v` (object keys and array indexes).
+fn leaf_paths(v: &Value, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                let mut p = prefix.clone();
+                p.push(k.clone());
+                out.push(p.clone());
+                leaf_paths(x, p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let mut p = prefix.clone();
+                p.push(i.to_string());
+                out.push(p.clone());
+                leaf_paths(x, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value at `path`, if an earlier mutation has not removed its parent.
+fn slot<'a>(v: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    path.iter().try_fold(v, |node, k| match node {
+        Value::Array(a) => k.parse::<usize>().ok().and_then(move |i| a.get_mut(i)),
+        Value::Object(o) => o.get_mut(k.as_str()),
+        _ => None,
+    })
+}
+
+fn int_in(v: &Value, lo: i64, hi: i64) -> bool {
+    v.as_i64().is_some_and(|n| (lo..=hi).contains(&n))
+}
+
+/// Whether the contract requires refusing a body where the value at `path`
+/// became `new` (`None`: the key was deleted). `false` means "may accept".
+fn must_refuse(path: &[String], new: Option<&Value>) -> bool {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    let Some(v) = new else {
+        // Required keys (the base body is per_group, so group_id too).
+        return matches!(
+            p.as_slice(),
+            ["session_id"]
+                | ["sync_mode"]
+                | ["participants"]
+                | ["total_time_ms"]
+                | ["participants", _]
+                | ["participants", _, "participant_id"]
+                | ["participants", _, "group_id"]
+                | ["action_on_timeout", "type"]
+        );
+    };
+    let day = 86_400_000;
+    let id_ok = |v: &Value| {
+        v.as_str().is_some_and(|s| {
+            (1..=128).contains(&s.len())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-_:@".contains(c))
+        })
+    };
+    match p.as_slice() {
+        ["session_id"] => v.as_str().is_none_or(|s| uuid::Uuid::parse_str(s).is_err()),
+        ["sync_mode"] => v != "per_group",
+        ["participants"] | ["participants", _] => true,
+        ["action_on_timeout", "type"] => !matches!(
+            v.as_str(),
+            Some("end_session" | "skip_cycle" | "auto_action")
+        ),
+        ["total_time_ms"] => !int_in(v, 1000, day),
+        ["participants", _, "participant_id"] | ["participants", _, "group_id"] => !id_ok(v),
+        _ if v.is_null() => false,
+        ["participants", _, "total_time_ms"] | ["max_time_ms"] | ["time_per_cycle_ms"] => {
+            !int_in(v, 1000, day)
+        }
+        ["increment_ms"] => !int_in(v, 0, 60_000),
+        ["participants", _, "participant_index"] => !int_in(v, 0, i64::from(u32::MAX)),
+        ["auto_advance"] => !v.is_boolean(),
+        ["metadata"] => !v.is_object(),
+        ["action_on_timeout"] => v["type"].as_str().is_none(),
+        _ => false,
+    }
+}
+
+async fn fuzzed_bodies_get_201_or_a_named_400(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let mut seed: u64 = std::env::var("SYNCKAIROS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 | 1)
+                .unwrap_or(7)
+        });
+    eprintln!("fuzzed_bodies: SYNCKAIROS_TEST_SEED={seed}");
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let odd = odd_values();
+    let mut base = group_body();
+    base["increment_ms"] = json!(1000);
+    base["max_time_ms"] = json!(90_000);
+    base["action_on_timeout"] = json!({"type": "skip_cycle", "extra": 1});
+    base["metadata"] = json!({"k": [1, 2]});
+    let mut paths = Vec::new();
+    leaf_paths(&base, Vec::new(), &mut paths);
+    let (mut created, mut refused) = (0, 0);
+    for _ in 0..150 {
+        let mut body = base.clone();
+        body["session_id"] = json!(new_id());
+        // One to three mutations: replace a value, or delete a key.
+        let mut touched = Vec::new();
+        for _ in 0..1 + next(3) {
+            let path = &paths[next(paths.len())];
+            if path[0] == "session_id" && next(4) > 0 {
+                continue;
+            }
+            if next(5) == 0 {
+                let (last, parent) = path.split_last().unwrap_or_else(|| panic!("empty path"));
+                let removed = slot(&mut body, parent)
+                    .and_then(Value::as_object_mut)
+                    .and_then(|o| o.remove(last));
+                if removed.is_some() {
+                    touched.push(path.clone());
+                }
+            } else if let Some(v) = slot(&mut body, path) {
+                *v = odd[next(odd.len())].clone();
+                touched.push(path.clone());
+            }
+        }
+        // Judge the final body at every touched path whose parent survived
+        // (a replaced or deleted ancestor is judged at its own path).
+        let refuse = touched.iter().any(|path| {
+            let parent = &path[..path.len() - 1];
+            let mut probe = body.clone();
+            slot(&mut probe, parent).is_some_and(|p| p.is_object() || p.is_array())
+                && must_refuse(path, slot(&mut probe, path).map(|v| &*v))
+        });
+        let r = api.post("/v1/sessions", &body).await;
+        match r.status {
+            201 => {
+                assert!(
+                    !refuse,
+                    "the contract requires refusing this body (touched {touched:?}): {body} -> {}",
+                    r.status
+                );
+                check_state(r.data(201));
+                created += 1;
+            }
+            400 => {
+                let err = r.error(400, "VALIDATION_ERROR");
+                let field = err["details"]["field"].as_str().unwrap_or_default();
+                assert!(!field.is_empty(), "a 400 names the field: {r}");
+                refused += 1;
+            }
+            _ => panic!("fuzzed body must get 201 or 400: {r}"),
+        }
+    }
+    eprintln!("fuzzed_bodies: {created} created, {refused} refused");
+    assert!(refused > 0, "the mutations reach the validator");
+    api.get("/health").await.expect_status(200);
+    api.create(&pp_body()).await;
 }
