@@ -309,8 +309,16 @@ impl Drop for TestServer {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
+        let logs = self.logs.get();
+        // "Nothing panics on input" (DESIGN.md principle 9) is checked for
+        // every test: a panic in any server task fails the test that caused it.
+        if !std::thread::panicking() && logs.contains("panicked at") {
+            panic!(
+                "the server ({}) panicked during this test:\n{logs}",
+                self.backend.name()
+            );
+        }
         if std::thread::panicking() {
-            let logs = self.logs.get();
             let tail: Vec<&str> = logs.lines().rev().take(300).collect();
             eprintln!(
                 "--- server {} ({}) logs, last {} lines ---",
