@@ -19,6 +19,7 @@ synckairos_tests::backend_suite! {
     missing_or_malformed_session_id_closes_1008,
     versions_arrive_in_order,
     server_pings_and_drops_unresponsive_clients,
+    fuzzed_client_messages_never_break_the_connection,
 }
 
 async fn connected_then_state_sync(b: Backend) {
@@ -351,4 +352,82 @@ async fn server_pings_and_drops_unresponsive_clients(b: Backend) {
     );
     // The answering client is still there.
     responsive.ping(11).await;
+}
+
+async fn fuzzed_client_messages_never_break_the_connection(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 60_000);
+    let id = id_of(&body);
+    srv.api().create(&body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+    let mut seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 | 1)
+        .unwrap_or(3);
+    eprintln!("fuzzed_client_messages: seed {seed}");
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let types = [
+        "PING",
+        "RECONNECT",
+        "PONG",
+        "ping",
+        "",
+        "STATE_UPDATE",
+        "SUBSCRIBE",
+    ];
+    let values = [
+        json!(null),
+        json!(1),
+        json!(-1),
+        json!(1.5),
+        json!("x"),
+        json!([]),
+        json!({}),
+        json!(u64::MAX),
+        json!(i64::MIN),
+    ];
+    for i in 0..120 {
+        let msg = match next(4) {
+            0 => {
+                let len = next(64) as usize;
+                let bytes: Vec<u8> = (0..len).map(|_| next(256) as u8).collect();
+                ws.send_binary(bytes).await;
+                "binary".to_string()
+            }
+            1 => {
+                let text: String = (0..next(40))
+                    .map(|_| char::from(32 + next(95) as u8))
+                    .collect();
+                ws.send_text(text.clone()).await;
+                text
+            }
+            _ => {
+                let mut m = json!({"type": types[next(types.len() as u64) as usize]});
+                if next(2) == 0 {
+                    m["client_time"] = values[next(values.len() as u64) as usize].clone();
+                }
+                if next(2) == 0 {
+                    m["last_known_version"] = values[next(values.len() as u64) as usize].clone();
+                }
+                ws.send_json(&m).await;
+                m.to_string()
+            }
+        };
+        // Every client message gets exactly one answer, and none closes the
+        // connection: ERROR, or the normal reply to a valid PING/RECONNECT.
+        let reply = ws.next_json(WS_WAIT).await;
+        let ty = reply["type"].as_str().unwrap_or_default();
+        assert!(
+            ["ERROR", "PONG", "STATE_SYNC"].contains(&ty),
+            "message {i} {msg:?} got {reply}"
+        );
+    }
+    ws.ping(42).await;
+    srv.api().act(&id, "start").await;
+    assert_eq!(ws.expect_type("STATE_UPDATE").await["state"]["version"], 2);
 }
