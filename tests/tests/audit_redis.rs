@@ -468,3 +468,74 @@ async fn redis_cluster_outbox_every_change_once() {
     assert_exactly_once(&pg, commits);
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
 }
+
+fn consumer_names(redis: &Redis, stream: &str) -> Vec<String> {
+    let out = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "XINFO",
+            "CONSUMERS",
+            stream,
+            "synckairos-audit",
+        ])
+        .output()
+        .expect("redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == "name")
+        .map(|w| w[1].to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_of_stopped_instances_are_forgotten() {
+    let (redis, pg) = (start_redis().await, start_pg().await);
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let engine = engine(&redis).await;
+    let svc = service(Arc::clone(&engine));
+    // A consumer appears in the group once it has been delivered an entry.
+    let id = Uuid::new_v4();
+    let stream = keys::outbox_key(keys::bucket(&id));
+
+    let mut first = OutboxConfig::new(keys::outbox_keys());
+    first.consumer = "stopped-instance".into();
+    let a = consumer(
+        &engine,
+        &url,
+        first,
+        AuditMetrics::unregistered().expect("metrics"),
+    );
+    svc.create(spec(id)).await.expect("create");
+    wait_until(Duration::from_secs(10), "A registered in the group", || {
+        let (r, s) = (&redis, &stream);
+        async move { consumer_names(r, s).contains(&"stopped-instance".to_string()) }
+    })
+    .await;
+    assert_eq!(a.shutdown(Duration::from_secs(5)).await, 0);
+
+    let mut second = OutboxConfig::new(keys::outbox_keys());
+    second.consumer = "live-instance".into();
+    second.forget_idle = Duration::from_millis(500);
+    second.forget_interval = Duration::from_millis(200);
+    second.measure_interval = Duration::from_millis(100);
+    let b = consumer(
+        &engine,
+        &url,
+        second,
+        AuditMetrics::unregistered().expect("metrics"),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "A removed from the group by B",
+        || {
+            let (r, s) = (&redis, &stream);
+            async move { !consumer_names(r, s).contains(&"stopped-instance".to_string()) }
+        },
+    )
+    .await;
+    assert_eq!(b.shutdown(Duration::from_secs(5)).await, 0);
+}

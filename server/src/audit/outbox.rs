@@ -55,6 +55,11 @@ pub struct OutboxConfig {
     pub stream_max_len: u64,
     /// Redis commands in flight at once during a polling round.
     pub concurrency: usize,
+    /// Other consumers idle this long with nothing pending are removed from
+    /// the group (names of stopped instances would otherwise accumulate).
+    pub forget_idle: Duration,
+    /// How often idle consumers are looked for.
+    pub forget_interval: Duration,
 }
 
 /// `HOSTNAME` (the pod name on Kubernetes) plus the pid and a random
@@ -78,6 +83,8 @@ impl OutboxConfig {
             measure_interval: Duration::from_secs(1),
             stream_max_len: 1000,
             concurrency: 32,
+            forget_idle: Duration::from_secs(3600),
+            forget_interval: Duration::from_secs(600),
         }
     }
 }
@@ -204,6 +211,44 @@ fn read_reply(v: Value) -> Vec<(String, Option<String>)> {
         Value::Map(m) => m.inner().values().flat_map(entries_in).collect(),
         _ => Vec::new(),
     }
+}
+
+/// Field/value pairs of a RESP2 flat array or a RESP3 map.
+fn fields(v: &Value) -> Vec<(String, Value)> {
+    match v {
+        Value::Array(kv) => kv
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .filter_map(|c| Some((text(&c[0])?, c[1].clone())))
+            .collect(),
+        Value::Map(m) => m
+            .clone()
+            .inner()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `XINFO CONSUMERS` → (name, pending, idle ms).
+fn consumers_of(v: &Value) -> Vec<(String, i64, i64)> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let f = fields(item);
+            let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let int = |k: &str| match get(k) {
+                Some(Value::Integer(i)) => Some(i),
+                Some(other) => text(&other).and_then(|t| t.parse().ok()),
+                None => None,
+            };
+            Some((text(&get("name")?)?, int("pending")?, int("idle")?))
+        })
+        .collect()
 }
 
 /// The millisecond part of a stream id (`<ms>-<seq>`).
@@ -549,8 +594,48 @@ impl Consumer {
 
     /// Measures the backlog (total stream length: entries not yet written)
     /// and the oldest entry (lag), and warns before a stream reaches its cap.
+    /// Removes other consumers that have been idle for `forget_idle` with
+    /// nothing pending (stopped instances). A live consumer polls every
+    /// `poll_max` at most, so its idle time never gets near the threshold.
+    async fn forget_idle_consumers(&self) {
+        let (group, me) = (self.cfg.group.clone(), self.cfg.consumer.clone());
+        let idle_ms = i64::try_from(self.cfg.forget_idle.as_millis()).unwrap_or(i64::MAX);
+        let removed = self
+            .per_stream(self.all(), move |_, c, key| {
+                let (group, me) = (group.clone(), me.clone());
+                async move {
+                    let info: Result<Value, Error> =
+                        c.xinfo_consumers(key.as_str(), group.as_str()).await;
+                    let Ok(info) = info else { return 0usize };
+                    let mut n = 0;
+                    for (name, pending, idle) in consumers_of(&info) {
+                        if name != me && pending == 0 && idle >= idle_ms {
+                            let r: Result<Value, Error> = c
+                                .xgroup_delconsumer(key.as_str(), group.as_str(), name.as_str())
+                                .await;
+                            n += usize::from(r.is_ok());
+                        }
+                    }
+                    n
+                }
+            })
+            .await;
+        let total: usize = removed.iter().map(|(_, n)| n).sum();
+        if total > 0 {
+            tracing::info!(
+                removed = total,
+                "forgot idle audit consumers of stopped instances"
+            );
+        }
+    }
+
     async fn measure_loop(self: Arc<Self>, cancel: CancellationToken) {
+        let mut next_forget = Instant::now() + self.cfg.forget_interval;
         while pause(self.cfg.measure_interval, &cancel).await {
+            if Instant::now() >= next_forget {
+                self.forget_idle_consumers().await;
+                next_forget = Instant::now() + self.cfg.forget_interval;
+            }
             let lens = self
                 .per_stream(self.all(), |_, c, key| async move {
                     c.xlen::<u64, _>(key).await
@@ -625,6 +710,22 @@ mod tests {
             ]
         );
         assert!(read_reply(Value::Null).is_empty());
+    }
+
+    #[test]
+    fn parses_xinfo_consumers() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                s("name"),
+                s("a"),
+                s("pending"),
+                Value::Integer(0),
+                s("idle"),
+                Value::Integer(5000),
+            ]),
+            Value::Array(vec![s("name"), s("b"), s("pending"), Value::Integer(2)]),
+        ]);
+        assert_eq!(consumers_of(&reply), vec![("a".to_string(), 0, 5000)]);
     }
 
     #[test]
