@@ -20,6 +20,7 @@ synckairos_tests::backend_suite! {
     per_cycle_pause_keeps_the_rest_of_the_cycle,
     complete_from_paused_charges_nothing_more,
     random_command_sequences_match_a_model,
+    per_group_jump_pause_and_round_robin,
 }
 
 fn ts(v: &Value, key: &str) -> i64 {
@@ -616,4 +617,53 @@ async fn random_command_sequences_match_a_model(b: Backend) {
     }
     let g = api.state(&id).await;
     m.check("final GET", &g);
+}
+
+async fn per_group_jump_pause_and_round_robin(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let id = new_id();
+    let body = json!({
+        "session_id": id,
+        "sync_mode": "per_group",
+        "total_time_ms": 60000,
+        "participants": [
+            {"participant_id": "a1", "group_id": "g1", "total_time_ms": 20000},
+            {"participant_id": "b1", "group_id": "g2", "total_time_ms": 30000},
+            {"participant_id": "a2", "group_id": "g1"},
+            {"participant_id": "b2", "group_id": "g2"},
+        ],
+    });
+    api.create(&body).await;
+    let s0 = api.act(&id, "start").await;
+    let t0 = ts(&s0, "cycle_started_at");
+    // Pause charges the group's bank; every member shows it.
+    let p = api.act(&id, "pause").await;
+    let c1 = int(&p, "server_time_ms") - t0;
+    for m in ["a1", "a2"] {
+        assert_eq!(
+            int(participant(&p, m), "total_time_ms"),
+            20_000 - c1,
+            "{m}: {p}"
+        );
+    }
+    assert_eq!(participant(&p, "b1")["total_time_ms"], 30_000);
+    let r = api.act(&id, "resume").await;
+    let tr = ts(&r, "cycle_started_at");
+    assert_eq!(int(&r, "deadline_ms"), tr + 20_000 - c1);
+    // Jump into the other group, to its second member.
+    let j = api.switch(&id, &json!({"next_participant_id": "b2"})).await;
+    let tj = ts(&j, "cycle_started_at");
+    assert_eq!(j["active_participant_id"], "b2");
+    let g1 = 20_000 - c1 - (tj - tr);
+    assert_eq!(int(participant(&j, "a2"), "total_time_ms"), g1);
+    assert_eq!(int(&j, "deadline_ms"), tj + 30_000);
+    assert_eq!(api.state(&id).await["active_group_id"], "g2");
+    // Round robin per group: g1 continues after a1; g2 after b2 (wraps to b1).
+    let n1 = api.switch(&id, &json!({})).await;
+    assert_eq!(n1["active_participant_id"], "a2");
+    let n2 = api.switch(&id, &json!({})).await;
+    assert_eq!(n2["active_participant_id"], "b1");
+    let n3 = api.switch(&id, &json!({})).await;
+    assert_eq!(n3["active_participant_id"], "a1");
 }
