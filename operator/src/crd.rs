@@ -153,7 +153,10 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
     /// Average CPU utilisation (percent of requests) the HPA aims for.
-    #[serde(default = "default_target_cpu")]
+    #[serde(
+        default = "default_target_cpu",
+        rename = "targetCPUUtilizationPercentage"
+    )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: i32,
     /// Average open WebSocket connections per pod (metric `synckairos_websocket_connections`);

@@ -1,5 +1,15 @@
 //! SyncKairos Kubernetes operator.
 //!
+//! It reconciles a `SyncKairosCluster` as a pipeline with a pure middle:
+//! read → [`validate`] → [`build`] → apply → compute status.
+//!
 //! Module map (read this first):
-//! - [`crd`]: the `SyncKairosCluster` types; the CRD YAML in `crds/` is generated from them.
+//! - [`crd`]: the `SyncKairosCluster` types; the CRD YAML in `crds/` is generated from them
+//!   (`crdgen` binary, `make crds`) and a test fails when it drifts.
+//! - [`validate`]: turns a resource read from the API into a checked value, or a reason the
+//!   spec cannot be acted on (reported in status until the spec changes).
+//! - [`build`]: pure builder functions, one per Kubernetes object (Redis, PostgreSQL,
+//!   migration Job, server Deployment/Service/Ingress/PDB/HPA).
+pub mod build;
 pub mod crd;
+pub mod validate;

@@ -1,0 +1,382 @@
+//! The pure middle of the pipeline: plain functions from a [`Checked`] cluster to the
+//! Kubernetes objects it needs. No client, no clock, no randomness (generated passwords are
+//! passed in), so every object can be unit-tested and schema-validated offline.
+
+pub mod postgres;
+pub mod redis;
+pub mod server;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, EnvVar, EnvVarSource, PodSecurityContext, SeccompProfile, Secret,
+    SecretKeySelector, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use crate::crd::{PostgresMode, RedisMode};
+use crate::validate::Checked;
+
+/// Port the server listens on inside its pod (the chart's NetworkPolicy opens the same port).
+pub const SERVER_PORT: i32 = 8080;
+/// Redis client port.
+pub const REDIS_PORT: i32 = 6379;
+/// Redis Cluster bus port (client port + 10000, Redis' fixed rule).
+pub const REDIS_BUS_PORT: i32 = 16379;
+/// PostgreSQL port.
+pub const POSTGRES_PORT: i32 = 5432;
+/// Field manager of every server-side apply, so our fields have exactly one owner.
+pub const FIELD_MANAGER: &str = "synckairos-operator";
+/// Annotation on migration Jobs naming the image they migrate for.
+pub const IMAGE_ANNOTATION: &str = "synckairos.io/image";
+
+/// Names of every object derived from a cluster, in one place so builders and the
+/// reconciler cannot disagree.
+pub mod names {
+    /// Redis StatefulSet, its headless Service and its PodDisruptionBudget.
+    pub fn redis(c: &str) -> String {
+        format!("{c}-redis")
+    }
+    /// Redis configuration.
+    pub fn redis_config(c: &str) -> String {
+        format!("{c}-redis-config")
+    }
+    /// Generated Redis password Secret.
+    pub fn redis_secret(c: &str) -> String {
+        format!("{c}-redis-auth")
+    }
+    /// PostgreSQL StatefulSet and Service.
+    pub fn postgres(c: &str) -> String {
+        format!("{c}-postgres")
+    }
+    /// Generated PostgreSQL credentials Secret.
+    pub fn postgres_secret(c: &str) -> String {
+        format!("{c}-postgres-credentials")
+    }
+    /// Server Deployment, Service, PodDisruptionBudget and HPA.
+    pub fn server(c: &str) -> String {
+        format!("{c}-server")
+    }
+    /// Ingress.
+    pub fn ingress(c: &str) -> String {
+        c.to_string()
+    }
+    /// Migration Job of one image: a new image gets a new Job, an unchanged one reuses it.
+    pub fn migration(c: &str, image: &str) -> String {
+        format!("{c}-migrate-{:08x}", super::image_hash(image))
+    }
+}
+
+/// Stable 32-bit FNV-1a hash of an image reference (names one migration Job per image).
+pub fn image_hash(image: &str) -> u32 {
+    image.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Labels that select one component's pods (never change once created: selectors are immutable).
+pub fn selector_labels(c: &Checked, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_string(),
+            "synckairos".to_string(),
+        ),
+        ("app.kubernetes.io/instance".to_string(), c.name.clone()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
+    ])
+}
+
+/// Selector labels plus the managed-by label on every object.
+pub fn labels(c: &Checked, component: &str) -> BTreeMap<String, String> {
+    let mut l = selector_labels(c, component);
+    l.insert(
+        "app.kubernetes.io/managed-by".to_string(),
+        FIELD_MANAGER.to_string(),
+    );
+    l
+}
+
+/// Metadata of an object owned by the cluster (namespace, labels, controller owner ref).
+pub fn meta(c: &Checked, name: String, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(c.namespace.clone()),
+        labels: Some(labels(c, component)),
+        owner_references: Some(vec![c.owner.clone()]),
+        ..Default::default()
+    }
+}
+
+/// A label selector on a component's pods.
+pub fn selector(c: &Checked, component: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(selector_labels(c, component)),
+        ..Default::default()
+    }
+}
+
+/// Plain environment variable.
+pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+/// Environment variable read from a Secret key.
+pub fn env_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: optional.then_some(true),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Pod security context for our own images (distroless, non-root uid 65532).
+pub fn app_pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(65532),
+        run_as_group: Some(65532),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Container security context: no privilege escalation, read-only root, no capabilities.
+pub fn restricted_container(read_only_root: bool) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(read_only_root),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Name of the Secret holding the Redis password (the user's, or our generated one).
+pub fn redis_password_secret(c: &Checked) -> String {
+    c.spec
+        .redis
+        .password_secret
+        .clone()
+        .unwrap_or_else(|| names::redis_secret(&c.name))
+}
+
+/// Name of the Secret with PostgreSQL credentials (the user's, or our generated one).
+pub fn postgres_credentials_secret(c: &Checked) -> String {
+    c.spec
+        .postgres
+        .credentials_secret
+        .clone()
+        .unwrap_or_else(|| names::postgres_secret(&c.name))
+}
+
+/// In-cluster DNS name of a Service.
+pub fn service_host(c: &Checked, service: &str) -> String {
+    format!("{service}.{}.svc", c.namespace)
+}
+
+/// The server's Redis settings (REDIS_CLUSTER_NODES lists every pod's stable DNS name).
+pub fn redis_env(c: &Checked) -> Vec<EnvVar> {
+    match c.spec.redis.mode {
+        RedisMode::Managed => {
+            let sts = names::redis(&c.name);
+            let nodes: Vec<String> = (0..c.redis_pods())
+                .map(|i| format!("{sts}-{i}.{}:{REDIS_PORT}", service_host(c, &sts)))
+                .collect();
+            vec![
+                env("REDIS_CLUSTER_NODES", nodes.join(",")),
+                env_secret(
+                    "REDIS_PASSWORD",
+                    &redis_password_secret(c),
+                    "password",
+                    false,
+                ),
+            ]
+        }
+        RedisMode::External => {
+            let s = c.spec.redis.external_secret.clone().unwrap_or_default();
+            vec![
+                env_secret("REDIS_URL", &s, "REDIS_URL", true),
+                env_secret("REDIS_CLUSTER_NODES", &s, "REDIS_CLUSTER_NODES", true),
+                env_secret("REDIS_PASSWORD", &s, "REDIS_PASSWORD", true),
+            ]
+        }
+    }
+}
+
+/// The DATABASE_URL of the server and the migration Job (none when PostgreSQL is disabled).
+/// For managed PostgreSQL it is composed with Kubernetes' `$(VAR)` expansion from the
+/// credentials Secret, so a user-supplied Secret needs no URL of its own.
+pub fn database_env(c: &Checked) -> Vec<EnvVar> {
+    match c.spec.postgres.mode {
+        PostgresMode::Managed => {
+            let s = postgres_credentials_secret(c);
+            let host = service_host(c, &names::postgres(&c.name));
+            vec![
+                env_secret("PGUSER", &s, "username", false),
+                env_secret("PGPASSWORD", &s, "password", false),
+                env_secret("PGDATABASE", &s, "database", false),
+                env(
+                    "DATABASE_URL",
+                    format!(
+                        "postgres://$(PGUSER):$(PGPASSWORD)@{host}:{POSTGRES_PORT}/$(PGDATABASE)"
+                    ),
+                ),
+            ]
+        }
+        PostgresMode::External => {
+            let s = c.spec.postgres.external_secret.clone().unwrap_or_default();
+            vec![env_secret("DATABASE_URL", &s, "DATABASE_URL", false)]
+        }
+        PostgresMode::Disabled => Vec::new(),
+    }
+}
+
+/// A generated Secret (only created when absent, so the operator never rotates a password
+/// behind a running cluster's back).
+pub fn generated_secret(
+    c: &Checked,
+    name: String,
+    component: &str,
+    data: BTreeMap<String, String>,
+) -> Secret {
+    Secret {
+        metadata: meta(c, name, component),
+        type_: Some("Opaque".into()),
+        string_data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// Every object of one reconcile, grouped in apply order.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// Managed Redis (absent when external).
+    pub redis: Option<redis::RedisObjects>,
+    /// Managed PostgreSQL (absent when external or disabled).
+    pub postgres: Option<postgres::PostgresObjects>,
+    /// Migration Job of the spec's image (absent when PostgreSQL is disabled).
+    pub migration: Option<k8s_openapi::api::batch::v1::Job>,
+    /// Server objects.
+    pub server: server::ServerObjects,
+}
+
+/// Builds every object for a checked cluster.
+pub fn desired(c: &Checked) -> Desired {
+    Desired {
+        redis: (c.spec.redis.mode == RedisMode::Managed).then(|| redis::objects(c)),
+        postgres: (c.spec.postgres.mode == PostgresMode::Managed).then(|| postgres::objects(c)),
+        migration: (c.spec.postgres.mode != PostgresMode::Disabled)
+            .then(|| server::migration_job(c)),
+        server: server::objects(c),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::crd::SyncKairosCluster;
+    use crate::validate::{Checked, validate};
+
+    /// A checked cluster named `demo` in `ns` from a JSON spec.
+    pub fn checked(spec: serde_json::Value) -> Checked {
+        let mut s = SyncKairosCluster::new("demo", serde_json::from_value(spec).unwrap());
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.uid = Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into());
+        s.metadata.generation = Some(1);
+        validate(&s).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::checked;
+    use super::*;
+
+    #[test]
+    fn migration_job_name_changes_with_the_image_only() {
+        let a = names::migration("demo", "synckairos:1.0");
+        assert_eq!(a, names::migration("demo", "synckairos:1.0"));
+        assert_ne!(a, names::migration("demo", "synckairos:1.1"));
+        assert_eq!(a.len(), "demo-migrate-".len() + 8);
+    }
+
+    #[test]
+    fn managed_redis_env_lists_every_pod() {
+        let c = checked(serde_json::json!({"redis": {"shards": 3, "replicasPerShard": 2}}));
+        let e = redis_env(&c);
+        let nodes = e[0].value.as_deref().unwrap();
+        assert_eq!(nodes.split(',').count(), 9);
+        assert!(nodes.starts_with("demo-redis-0.demo-redis.ns.svc:6379,"));
+        let pw = e[1]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (pw.name.as_str(), pw.key.as_str()),
+            ("demo-redis-auth", "password")
+        );
+    }
+
+    #[test]
+    fn database_url_per_mode() {
+        let managed = database_env(&checked(serde_json::json!({})));
+        let url = managed.last().unwrap();
+        assert_eq!(url.name, "DATABASE_URL");
+        assert_eq!(
+            url.value.as_deref(),
+            Some("postgres://$(PGUSER):$(PGPASSWORD)@demo-postgres.ns.svc:5432/$(PGDATABASE)")
+        );
+        // $(VAR) expansion only sees variables defined earlier in the list.
+        let pos = |n: &str| managed.iter().position(|e| e.name == n).unwrap();
+        assert!(pos("PGPASSWORD") < pos("DATABASE_URL"));
+        let ext = database_env(&checked(
+            serde_json::json!({"postgres": {"mode": "external", "externalSecret": "pg"}}),
+        ));
+        let r = ext[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!((r.name.as_str(), r.key.as_str()), ("pg", "DATABASE_URL"));
+        assert!(
+            database_env(&checked(
+                serde_json::json!({"postgres": {"mode": "disabled"}})
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn desired_follows_the_modes() {
+        let d = desired(&checked(serde_json::json!({})));
+        assert!(d.redis.is_some() && d.postgres.is_some() && d.migration.is_some());
+        let d = desired(&checked(serde_json::json!({
+            "redis": {"mode": "external", "externalSecret": "r"},
+            "postgres": {"mode": "disabled"}
+        })));
+        assert!(d.redis.is_none() && d.postgres.is_none() && d.migration.is_none());
+    }
+}
