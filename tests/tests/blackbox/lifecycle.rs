@@ -11,6 +11,7 @@ synckairos_tests::backend_suite! {
     bad_configuration_stops_startup_with_one_clear_line,
     serve_help_documents_the_configuration,
     log_format_json_writes_json_lines,
+    sigterm_finishes_an_in_flight_request,
 }
 
 async fn sigterm_closes_websockets_with_1001_and_exits_cleanly(b: Backend) {
@@ -186,4 +187,59 @@ async fn log_format_json_writes_json_lines(b: Backend) {
         assert!(v.is_object(), "log line is an object: {line}");
         assert!(v.get("level").is_some(), "log line has a level: {line}");
     }
+}
+
+/// Reads from `sock` until `needle` has arrived (or EOF / 10 s); returns all.
+async fn read_until(sock: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while !String::from_utf8_lossy(&got).contains(needle) {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+async fn sigterm_finishes_an_in_flight_request(b: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let mut srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["a", "b"], 60_000).to_string();
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", srv.port))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    // `Expect: 100-continue`: the server says "100 Continue" once the
+    // handler starts reading the body, i.e. once the request is in flight.
+    let head = format!(
+        "POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let cont = read_until(&mut sock, "\r\n\r\n").await;
+    assert!(
+        cont.starts_with("HTTP/1.1 100"),
+        "expected 100 Continue, got {cont:?}"
+    );
+    srv.sigterm();
+    // The request is finished after the signal, not dropped.
+    sock.write_all(body.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("write body: {e}"));
+    let resp = read_until(&mut sock, "}}").await;
+    assert!(
+        resp.starts_with("HTTP/1.1 201"),
+        "an in-flight request completes during shutdown: {resp:?}"
+    );
+    let status = srv
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| panic!("server still running 15 s after SIGTERM"));
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
