@@ -20,6 +20,7 @@ synckairos_tests::backend_suite! {
     versions_arrive_in_order,
     server_pings_and_drops_unresponsive_clients,
     fuzzed_client_messages_never_break_the_connection,
+    a_stalled_client_neither_blocks_others_nor_sees_versions_out_of_order,
 }
 
 async fn connected_then_state_sync(b: Backend) {
@@ -430,4 +431,48 @@ async fn fuzzed_client_messages_never_break_the_connection(b: Backend) {
     ws.ping(42).await;
     srv.api().act(&id, "start").await;
     assert_eq!(ws.expect_type("STATE_UPDATE").await["state"]["version"], 2);
+}
+
+async fn a_stalled_client_neither_blocks_others_nor_sees_versions_out_of_order(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    // Big states (300 participants, ~50 KiB per update) fill socket buffers fast.
+    let ids: Vec<String> = (0..300).map(|i| format!("player-{i:03}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let body = session_body("per_participant", &refs, 3_600_000);
+    let id = id_of(&body);
+    srv.api().create_started(&body).await;
+    let (mut stalled, synced) = srv.ws_synced(&id).await;
+    let (mut live, _) = srv.ws_synced(&id).await;
+    let first = int(&synced, "version");
+    let rounds = 400;
+    let mut last = first;
+    for _ in 0..rounds {
+        last = int(&srv.api().switch(&id, &json!({})).await, "version");
+        // The live client keeps up while the stalled one reads nothing.
+        let v = live.expect_type("STATE_UPDATE").await;
+        assert_eq!(
+            int(&v["state"], "version"),
+            last,
+            "the live client is not held back"
+        );
+    }
+    assert_eq!(last, first + rounds);
+    // The stalled client, read at last: strictly increasing, ends at the latest.
+    let mut seen = first;
+    let mut received = 0;
+    while seen < last {
+        let up = stalled.next_json(Duration::from_secs(10)).await;
+        assert_eq!(up["type"], "STATE_UPDATE", "{}", up["type"]);
+        let v = int(&up["state"], "version");
+        assert!(v > seen, "version {v} after {seen}");
+        seen = v;
+        received += 1;
+    }
+    let metrics = srv.api().get("/metrics").await.text;
+    let dropped = metric_sum(&metrics, "synckairos_websocket_messages_dropped_total");
+    eprintln!("stalled client: {received} of {rounds} updates delivered, {dropped} dropped");
+    assert!(
+        received < rounds as usize && dropped > 0.0,
+        "a stalled client's queue is bounded: it skipped versions ({received} of {rounds} delivered)"
+    );
 }
