@@ -479,6 +479,16 @@ async fn wrong_content_type_is_415(b: Backend) {
 
 async fn json_content_type_with_charset_is_accepted(b: Backend) {
     let srv = TestServer::start(&b).await;
+    // Media types are case-insensitive.
+    let r = srv
+        .api()
+        .post_raw(
+            "/v1/sessions",
+            Some("Application/JSON"),
+            pp_body().to_string().into_bytes(),
+        )
+        .await;
+    check_state(r.data(201));
     let body = pp_body();
     let r = srv
         .api()

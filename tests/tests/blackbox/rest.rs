@@ -214,6 +214,22 @@ async fn switch_returns_switch_result(b: Backend) {
         int(bob, "time_remaining_ms"),
         (t1 + 60_000 - int(&r, "server_time_ms")).max(0)
     );
+    // GET renders the same committed state (only the live remaining time of
+    // the active participant depends on the render time).
+    let g = srv.api().state(&id).await;
+    assert_eq!(g["version"], r["version"]);
+    assert_eq!(g["cycle_started_at"], r["cycle_started_at"]);
+    assert_eq!(g["deadline_ms"], r["deadline_ms"]);
+    let strip = |v: &serde_json::Value| {
+        let mut ps = v["participants"].clone();
+        for p in ps.as_array_mut().into_iter().flatten() {
+            if p["is_active"] == true {
+                p["time_remaining_ms"] = Value::Null;
+            }
+        }
+        ps
+    };
+    assert_eq!(strip(&g), strip(&r), "switch result and GET agree");
     // A switch with no body at all is the same as `{}`.
     let r2 = srv
         .api()
