@@ -10,6 +10,9 @@
 //!   spec cannot be acted on (reported in status until the spec changes).
 //! - [`build`]: pure builder functions, one per Kubernetes object (Redis, PostgreSQL,
 //!   migration Job, server Deployment/Service/Ingress/PDB/HPA).
+//! - [`redis_cluster`]: Redis Cluster formation and healing over a small admin trait
+//!   (meet, even slot assignment, replica attachment, new-address repair; idempotent).
 pub mod build;
 pub mod crd;
+pub mod redis_cluster;
 pub mod validate;

@@ -1,0 +1,355 @@
+//! Cluster formation against six real `redis-server --cluster-enabled yes` processes on
+//! loopback ports, started unjoined. Covers what users of Redis operators actually hit:
+//! first formation, a node back on a new address, a full stop with every node on a new
+//! address, and re-running formation on a healthy cluster. Processes die with the test.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use synckairos_operator::redis_cluster::{
+    ClusterReport, RedisAdmin, SLOTS, TcpAdmin, ensure_cluster, parse_nodes,
+};
+
+const BUDGET: Duration = Duration::from_secs(30);
+
+fn admin() -> TcpAdmin {
+    TcpAdmin {
+        password: None,
+        timeout: Duration::from_secs(2),
+    }
+}
+
+/// A port whose cluster bus port (+10000) is free as well.
+fn free_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// One redis-server with its own directory (nodes.conf and the AOF stay there across restarts).
+struct RedisNode {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisNode {
+    fn new(root: &std::path::Path, i: usize) -> Self {
+        let dir = root.join(format!("node{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            dir,
+            port: 0,
+            child: None,
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    async fn start(&mut self) {
+        self.port = free_port();
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args([
+                "--cluster-node-timeout",
+                "3000",
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--logfile", "redis.log"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (make redis-prereqs)");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if admin().command(&self.addr(), &["PING"]).await.is_ok() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis on {} did not start",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Clean shutdown (the AOF is flushed), then reap the process.
+    async fn stop(&mut self) {
+        let _ = admin().command(&self.addr(), &["SHUTDOWN"]).await;
+        if let Some(mut c) = self.child.take() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while c.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = c.kill();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Cluster {
+    _root: tempfile::TempDir,
+    nodes: Vec<RedisNode>,
+}
+
+impl Cluster {
+    async fn start(n: usize) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let mut nodes: Vec<RedisNode> = (0..n).map(|i| RedisNode::new(root.path(), i)).collect();
+        for node in &mut nodes {
+            node.start().await;
+        }
+        Self { _root: root, nodes }
+    }
+
+    fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisNode::addr).collect()
+    }
+
+    async fn form(&self) -> ClusterReport {
+        ensure_cluster(&admin(), &self.addrs(), 3, BUDGET)
+            .await
+            .unwrap()
+    }
+
+    async fn text(&self, i: usize, args: &[&str]) -> String {
+        admin()
+            .command(&self.nodes[i].addr(), args)
+            .await
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    /// Address of the primary serving `key`, from node 0's view.
+    async fn owner(&self, key: &str) -> String {
+        let slot = match admin()
+            .command(&self.nodes[0].addr(), &["CLUSTER", "KEYSLOT", key])
+            .await
+            .unwrap()
+        {
+            synckairos_operator::redis_cluster::Reply::Int(n) => n as u32,
+            other => panic!("{other:?}"),
+        };
+        let view = parse_nodes(&self.text(0, &["CLUSTER", "NODES"]).await);
+        view.iter()
+            .find(|l| l.is_primary() && l.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+            .map(|l| {
+                // myself may be printed without its IP before it learnt it
+                if l.addr.starts_with(':') {
+                    self.nodes[0].addr()
+                } else {
+                    l.addr.clone()
+                }
+            })
+            .unwrap()
+    }
+
+    /// Facts the tests check independently of the report: per-node state and known nodes,
+    /// and the topology from node 0 (ids, roles, slot counts).
+    async fn facts(&self) -> (Vec<String>, Vec<(String, bool, u32, Option<String>)>) {
+        let mut infos = Vec::new();
+        for i in 0..self.nodes.len() {
+            let info = self.text(i, &["CLUSTER", "INFO"]).await;
+            let get = |k: &str| {
+                info.lines()
+                    .find_map(|l| l.trim().strip_prefix(k).map(str::to_string))
+                    .unwrap()
+            };
+            infos.push(format!(
+                "{}/{}",
+                get("cluster_state:"),
+                get("cluster_known_nodes:")
+            ));
+        }
+        let mut topo: Vec<_> = parse_nodes(&self.text(0, &["CLUSTER", "NODES"]).await)
+            .into_iter()
+            .map(|l| {
+                (
+                    l.id.clone(),
+                    l.is_primary(),
+                    l.slot_count(),
+                    l.master.clone(),
+                )
+            })
+            .collect();
+        topo.sort();
+        (infos, topo)
+    }
+}
+
+fn assert_three_by_three(topo: &[(String, bool, u32, Option<String>)]) {
+    let primaries: Vec<_> = topo.iter().filter(|t| t.1).collect();
+    assert_eq!(primaries.len(), 3, "{topo:?}");
+    let total: u32 = primaries.iter().map(|t| t.2).sum();
+    assert_eq!(total, SLOTS);
+    for p in &primaries {
+        assert!((5461..=5462).contains(&p.2), "uneven split {topo:?}");
+        let reps = topo
+            .iter()
+            .filter(|t| t.3.as_deref() == Some(p.0.as_str()))
+            .count();
+        assert_eq!(reps, 1, "each primary needs one replica: {topo:?}");
+    }
+}
+
+async fn wait_ok(c: &Cluster) -> (Vec<String>, Vec<(String, bool, u32, Option<String>)>) {
+    let deadline = tokio::time::Instant::now() + BUDGET;
+    loop {
+        let f = c.facts().await;
+        if f.0.iter().all(|s| s == "ok/6") || tokio::time::Instant::now() > deadline {
+            return f;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_six_unjoined_nodes_and_rerun_changes_nothing() {
+    let c = Cluster::start(6).await;
+    // unjoined: every node knows only itself
+    assert!(c.facts().await.0.iter().all(|s| s.ends_with("/1")));
+    let t0 = std::time::Instant::now();
+    let r = c.form().await;
+    println!(
+        "formation of 6 nodes: {:?}, {} actions",
+        t0.elapsed(),
+        r.actions.len()
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!((r.primaries, r.replicas, r.nodes), (3, 3, 6));
+    let (infos, topo) = wait_ok(&c).await;
+    assert!(infos.iter().all(|s| s == "ok/6"), "{infos:?}");
+    assert_three_by_three(&topo);
+
+    let again = c.form().await;
+    assert!(
+        again.actions.is_empty(),
+        "a healthy cluster was changed: {:?}",
+        again.actions
+    );
+    assert_eq!(c.facts().await.1, topo, "topology changed on re-run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_back_on_a_new_port_is_healed() {
+    let mut c = Cluster::start(6).await;
+    assert!(c.form().await.is_ok());
+    let before = wait_ok(&c).await.1;
+    let old = c.nodes[4].addr();
+    c.nodes[4].stop().await;
+    c.nodes[4].start().await;
+    assert_ne!(old, c.nodes[4].addr());
+    let t0 = std::time::Instant::now();
+    let r = c.form().await;
+    println!(
+        "heal after one node moved: {:?}, actions {:?}",
+        t0.elapsed(),
+        r.actions
+    );
+    assert!(r.is_ok(), "{r:?}");
+    let (infos, topo) = wait_ok(&c).await;
+    assert!(infos.iter().all(|s| s == "ok/6"), "{infos:?}");
+    assert_three_by_three(&topo);
+    let ids = |t: &[(String, bool, u32, Option<String>)]| {
+        t.iter().map(|x| x.0.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&topo),
+        ids(&before),
+        "node ids must survive the restart"
+    );
+    // every node sees node 4 at its new address
+    let id4 = c.text(4, &["CLUSTER", "MYID"]).await;
+    for i in 0..6 {
+        if i == 4 {
+            continue;
+        }
+        let view = parse_nodes(&c.text(i, &["CLUSTER", "NODES"]).await);
+        let l = view.iter().find(|l| l.id == id4).unwrap();
+        assert_eq!(
+            l.addr,
+            c.nodes[4].addr(),
+            "node {i} still has the old address"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_stop_and_restart_on_new_ports_keeps_cluster_and_data() {
+    let mut c = Cluster::start(6).await;
+    assert!(c.form().await.is_ok());
+    let before = wait_ok(&c).await.1;
+    let keys: Vec<String> = (0..300).map(|i| format!("session:{i}")).collect();
+    for k in &keys {
+        let owner = c.owner(k).await;
+        admin()
+            .command(&owner, &["SET", k, &format!("v-{k}")])
+            .await
+            .unwrap();
+    }
+    let old_addrs = c.addrs();
+    for n in &mut c.nodes {
+        n.stop().await;
+    }
+    for n in &mut c.nodes {
+        n.start().await;
+    }
+    assert!(c.addrs().iter().all(|a| !old_addrs.contains(a)));
+    let t0 = std::time::Instant::now();
+    let r = c.form().await;
+    println!(
+        "heal after full stop on new ports: {:?}, {} actions",
+        t0.elapsed(),
+        r.actions.len()
+    );
+    assert!(r.is_ok(), "{r:?}");
+    let (infos, topo) = wait_ok(&c).await;
+    assert!(infos.iter().all(|s| s == "ok/6"), "{infos:?}");
+    assert_three_by_three(&topo);
+    let ids = |t: &[(String, bool, u32, Option<String>)]| {
+        t.iter().map(|x| x.0.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&topo),
+        ids(&before),
+        "the same cluster must come back, not a new one"
+    );
+    for k in &keys {
+        let owner = c.owner(k).await;
+        let v = admin().command(&owner, &["GET", k]).await.unwrap().text();
+        assert_eq!(v, Some(format!("v-{k}")), "{k} lost");
+    }
+}
