@@ -11,6 +11,8 @@ synckairos_tests::backend_suite! {
     concurrent_switches_with_same_current_participant_make_one_switch,
     concurrent_unguarded_switches_all_commit,
     concurrent_creates_make_one_session,
+    mixed_concurrent_commands_commit_consistently,
+    many_sessions_in_parallel_stay_isolated,
 }
 
 const N: usize = 20;
@@ -102,4 +104,103 @@ async fn concurrent_creates_make_one_session(b: Backend) {
         r.error(409, "SESSION_EXISTS");
     }
     assert_eq!(api.state(&id_of(&body)).await["version"], 1);
+}
+
+async fn mixed_concurrent_commands_commit_consistently(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let body = session_body("per_participant", &["a", "b", "c"], 60_000);
+    let id = id_of(&body);
+    api.create_started(&body).await;
+    let (mut ws, _) = srv.ws_synced(&id).await;
+    let verbs = [
+        "switch", "pause", "resume", "switch", "switch", "pause", "resume", "complete",
+    ];
+    let paths: Vec<String> = (0..24)
+        .map(|i| format!("/v1/sessions/{id}/{}", verbs[i % verbs.len()]))
+        .collect();
+    let rs = join_all(paths.iter().map(|p| api.post_empty(p))).await;
+    let mut ok = 0;
+    for r in &rs {
+        match r.status {
+            200 => ok += 1,
+            400 => {
+                r.error(400, "INVALID_STATE_TRANSITION");
+            }
+            _ => panic!("a racing command gets 200 or 400: {r}"),
+        }
+    }
+    let s = api.state(&id).await;
+    assert_eq!(
+        int(&s, "version"),
+        2 + ok,
+        "every 200 is one commit, every 400 none"
+    );
+    let versions: std::collections::BTreeSet<i64> = rs
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| int(&r.body["data"], "version"))
+        .collect();
+    assert_eq!(
+        versions.len() as i64,
+        ok,
+        "no two successes share a version"
+    );
+    // Time is conserved: what was charged never exceeds the time that passed.
+    let started = iso_ms(&s["session_started_at"]);
+    let used: i64 = s["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| int(p, "time_used_ms"))
+        .sum();
+    assert!(
+        used <= int(&s, "server_time_ms") - started,
+        "charged {used} ms: {s}"
+    );
+    // The watcher ends on the final version, in order.
+    let mut seen = 2;
+    while seen < int(&s, "version") {
+        let up = ws.expect_type("STATE_UPDATE").await;
+        let v = int(&up["state"], "version");
+        assert!(v > seen);
+        seen = v;
+    }
+}
+
+async fn many_sessions_in_parallel_stay_isolated(b: Backend) {
+    let srv = TestServer::start(&b).await;
+    let api = srv.api();
+    let bodies: Vec<Value> = (0..30)
+        .map(|_| session_body("per_participant", &["a", "b"], 60_000))
+        .collect();
+    join_all(bodies.iter().map(|b| api.create_started(b))).await;
+    let mut watchers = Vec::new();
+    for b in &bodies {
+        watchers.push(srv.ws_synced(&id_of(b)).await.0);
+    }
+    // 30 sessions x 5 switches, all at once.
+    join_all(bodies.iter().map(|b| async move {
+        let id = id_of(b);
+        for _ in 0..5 {
+            api.switch(&id, &json!({})).await;
+        }
+    }))
+    .await;
+    for (b, ws) in bodies.iter().zip(watchers.iter_mut()) {
+        let id = id_of(b);
+        let s = api.state(&id).await;
+        assert_eq!(s["version"], 7, "{id}: start + 5 switches");
+        assert_eq!(s["active_participant_id"], "b");
+        let mut seen = 2;
+        while seen < 7 {
+            let up = ws.expect_type("STATE_UPDATE").await;
+            assert_eq!(
+                up["sessionId"],
+                id.as_str(),
+                "only its own session's updates"
+            );
+            seen = int(&up["state"], "version");
+        }
+    }
 }
