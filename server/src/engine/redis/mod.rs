@@ -70,6 +70,11 @@ pub struct RedisConfig {
     /// resharding) silently ends its shard-channel subscriptions; a change
     /// triggers the resubscribe + resync.
     pub topology_check_interval: Duration,
+    /// How often the subscriber connection(s) are PINGed. A connection that
+    /// died without a reset (a vanished node) would otherwise leave
+    /// subscriptions silent forever; a PING that fails forces a reconnect,
+    /// and the reconnect a resubscribe + resync.
+    pub subscriber_heartbeat: Duration,
 }
 
 impl Default for RedisConfig {
@@ -86,6 +91,7 @@ impl Default for RedisConfig {
             outbox_max_len: 1000,
             connections: 2,
             topology_check_interval: Duration::from_secs(1),
+            subscriber_heartbeat: Duration::from_secs(5),
         }
     }
 }
@@ -137,6 +143,12 @@ impl RedisConfig {
             // the command twice. Fail it (503) instead.
             c.max_command_attempts = 1;
             c.tcp.nodelay = Some(true);
+            // A command unanswered this long means the connection is dead
+            // (e.g. a node vanished without a TCP reset): reconnect rather
+            // than time out every command until the kernel gives up.
+            c.unresponsive.max_timeout =
+                Some((self.command_timeout * 3).max(Duration::from_secs(2)));
+            c.unresponsive.interval = (self.command_timeout / 2).max(Duration::from_millis(100));
         })
         .with_performance_config(|p| {
             p.default_command_timeout = self.command_timeout;
@@ -329,7 +341,14 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
             "cluster topology changed",
         ));
     }
+    let sub_for_heartbeat = sub.clone();
     let pubsub = PubSub::start(sub, hub.clone(), loader, pm, cfg.command_timeout, events);
+    spawn_subscriber_heartbeat(
+        sub_for_heartbeat,
+        Arc::downgrade(&pubsub),
+        cfg.subscriber_heartbeat,
+        cfg.command_timeout,
+    );
     if client.is_clustered() {
         spawn_topology_watch(
             client.clone(),
@@ -407,6 +426,41 @@ fn spawn_topology_watch(client: Client, pubsub: std::sync::Weak<PubSub>, every: 
                 pubsub.request_resync("cluster slot owners changed");
             }
             last = Some(owners);
+        }
+    });
+}
+
+/// PINGs every subscriber connection (each cluster node) and forces a
+/// reconnect when one does not answer (see
+/// [`RedisConfig::subscriber_heartbeat`]). Ends with the engine.
+fn spawn_subscriber_heartbeat(
+    sub: SubscriberClient,
+    pubsub: std::sync::Weak<PubSub>,
+    every: Duration,
+    timeout: Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if pubsub.upgrade().is_none() {
+                break;
+            }
+            for server in sub.active_connections() {
+                let opts = Options {
+                    cluster_node: Some(server.clone()),
+                    timeout: Some(timeout),
+                    ..Options::default()
+                };
+                let r: Result<Value, Error> = sub.with_options(&opts).ping(None).await;
+                if let Err(e) = r {
+                    tracing::warn!(node = %server, error = %e, "subscriber connection unresponsive; reconnecting");
+                    let _ = sub.force_reconnection().await;
+                    break;
+                }
+            }
         }
     });
 }
@@ -525,6 +579,9 @@ impl Engine for RedisEngine {
     async fn load(&self, id: Uuid) -> Result<Option<Session>, EngineError> {
         self.pubsub.wait_ready(id).await;
         let r = read_state(self.client(), id).await;
+        if let Ok(Some(_)) = &r {
+            self.pubsub.note_exists(id);
+        }
         self.counted("load", r)
     }
 

@@ -19,7 +19,9 @@
 //!   sharded subscriber can go silent after a failover. The worker then
 //!   re-subscribes every locally wanted session, retrying with backoff until
 //!   Redis accepts, and pushes each one a fresh `STATE_SYNC` read from Redis
-//!   (or `SESSION_DELETED` if it is gone), so no client keeps a stale clock.
+//!   (or `SESSION_DELETED` if a session this instance saw exist is gone), so
+//!   no client keeps a stale clock. A session that never existed (a client
+//!   waiting for it to be created) is left alone.
 
 use super::keys;
 use crate::clock::now_ms;
@@ -87,9 +89,15 @@ impl SubscriptionListener for Listener {
     }
 }
 
+/// Subscribed sessions this instance has seen exist (read or updated): only
+/// those may be announced deleted when a resync finds them gone.
+type Known = Arc<Mutex<HashSet<Uuid>>>;
+
 /// The pub/sub side of the Redis engine.
 pub struct PubSub {
     pending: Arc<Mutex<HashMap<Uuid, watch::Sender<bool>>>>,
+    known: Known,
+    hub: Hub,
     ops: mpsc::UnboundedSender<Op>,
     ready_timeout: Duration,
 }
@@ -108,25 +116,35 @@ impl PubSub {
     ) -> Arc<PubSub> {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(Mutex::new(HashMap::new()));
+        let known: Known = Arc::new(Mutex::new(HashSet::new()));
         hub.set_listener(Arc::new(Listener {
             ops: tx.clone(),
             pending: Arc::clone(&pending),
         }));
-        spawn_pump(sub.message_rx(), hub.clone(), metrics.clone(), tx.clone());
+        spawn_pump(
+            sub.message_rx(),
+            hub.clone(),
+            Arc::clone(&known),
+            metrics.clone(),
+            tx.clone(),
+        );
         for signal in events {
             spawn_gap_watch(signal, tx.clone());
         }
         let worker = Worker {
             sub,
-            hub,
+            hub: hub.clone(),
             load,
             metrics,
             pending: Arc::clone(&pending),
+            known: Arc::clone(&known),
             active: HashSet::new(),
         };
         tokio::spawn(worker.run(rx));
         Arc::new(PubSub {
             pending,
+            known,
+            hub,
             ops: tx,
             ready_timeout,
         })
@@ -137,6 +155,14 @@ impl PubSub {
         let rx = self.pending.lock().get(&id).map(|tx| tx.subscribe());
         if let Some(mut rx) = rx {
             let _ = tokio::time::timeout(self.ready_timeout, rx.wait_for(|done| *done)).await;
+        }
+    }
+
+    /// Records that a session with local subscribers exists (the engine's
+    /// `load` found it), so a resync that finds it gone announces it.
+    pub fn note_exists(&self, id: Uuid) {
+        if self.hub.has_subscribers(id) {
+            self.known.lock().insert(id);
         }
     }
 
@@ -183,6 +209,7 @@ fn watch_events<T: Clone + Send + 'static>(
 fn spawn_pump(
     mut rx: broadcast::Receiver<fred::types::Message>,
     hub: Hub,
+    known: Known,
     metrics: PubSubMetrics,
     ops: mpsc::UnboundedSender<Op>,
 ) {
@@ -190,6 +217,7 @@ fn spawn_pump(
         loop {
             match rx.recv().await {
                 Ok(msg) => {
+                    tracing::trace!(channel = %msg.channel, "pub/sub message");
                     let Some(id) = keys::parse_channel(&msg.channel) else {
                         continue;
                     };
@@ -199,7 +227,15 @@ fn spawn_pump(
                     match Update::decode(id, raw) {
                         Some(u) => {
                             metrics.received.inc();
-                            hub.publish(u);
+                            let deleted = u.kind == UpdateKind::Deleted;
+                            if hub.publish(u) {
+                                let mut known = known.lock();
+                                if deleted {
+                                    known.remove(&id);
+                                } else {
+                                    known.insert(id);
+                                }
+                            }
                         }
                         None => tracing::warn!(session = %id, "undecodable update on the channel"),
                     }
@@ -220,6 +256,7 @@ struct Worker {
     load: Loader,
     metrics: PubSubMetrics,
     pending: Arc<Mutex<HashMap<Uuid, watch::Sender<bool>>>>,
+    known: Known,
     /// Sessions whose channel this instance believes it is subscribed to.
     active: HashSet<Uuid>,
 }
@@ -289,12 +326,15 @@ impl Worker {
         for group in unsubscribe.into_values() {
             let channels: Vec<String> = group.iter().map(keys::channel).collect();
             self.sub.sunsubscribe(channels).await?;
+            let mut known = self.known.lock();
             for id in group {
                 self.active.remove(&id);
+                known.remove(&id);
             }
         }
         for group in subscribe.into_values() {
             let channels: Vec<String> = group.iter().map(keys::channel).collect();
+            tracing::debug!(?channels, "ssubscribe");
             self.sub.ssubscribe(channels).await?;
             self.active.extend(group);
         }
@@ -352,12 +392,19 @@ impl Worker {
         // connection (or a new slot owner) it is what restores delivery.
         for group in groups.values() {
             let channels: Vec<String> = group.iter().map(keys::channel).collect();
+            tracing::debug!(?channels, "ssubscribe (resync)");
             self.sub
                 .ssubscribe(channels)
                 .await
                 .map_err(|e| e.to_string())?;
         }
         let stale: Vec<Uuid> = self.active.difference(&wanted).copied().collect();
+        {
+            let mut known = self.known.lock();
+            for id in &stale {
+                known.remove(id);
+            }
+        }
         self.active = wanted.clone();
         self.metrics.subscribed.set(self.active.len() as i64);
         if !stale.is_empty() {
@@ -375,28 +422,36 @@ impl Worker {
         // time; any failure restarts the whole pass (Redis is still unwell).
         let load = Arc::clone(&self.load);
         let hub = self.hub.clone();
+        let known = Arc::clone(&self.known);
         let results: Vec<Result<(), String>> = futures::stream::iter(wanted.iter().copied())
             .map(|id| {
                 let load = Arc::clone(&load);
                 let hub = hub.clone();
+                let known = Arc::clone(&known);
                 async move {
                     let now = now_ms();
                     let update = match load(id).await? {
-                        Some(s) => Update {
-                            session_id: id,
-                            version: s.version,
-                            kind: UpdateKind::Resync,
-                            frames: vec![protocol::state_message(
-                                "STATE_SYNC",
-                                &SyncState::render(&s, now),
-                            )],
-                        },
-                        None => Update {
+                        Some(s) => {
+                            known.lock().insert(id);
+                            Update {
+                                session_id: id,
+                                version: s.version,
+                                kind: UpdateKind::Resync,
+                                frames: vec![protocol::state_message(
+                                    "STATE_SYNC",
+                                    &SyncState::render(&s, now),
+                                )],
+                            }
+                        }
+                        // Gone, and it did exist: tell the clients.
+                        None if known.lock().remove(&id) => Update {
                             session_id: id,
                             version: 0,
                             kind: UpdateKind::Deleted,
                             frames: vec![protocol::bare("SESSION_DELETED", id, now)],
                         },
+                        // Never seen: clients are waiting for its creation.
+                        None => return Ok(()),
                     };
                     hub.publish(update);
                     Ok(())

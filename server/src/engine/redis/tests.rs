@@ -317,6 +317,10 @@ async fn ttl_follows_expire_at_and_outbox_gets_audit_rows() {
 
 #[tokio::test]
 async fn updates_cross_engines_and_resync_after_redis_restart() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("SK_TEST_LOG").unwrap_or_else(|_| "off".into()))
+        .with_test_writer()
+        .try_init();
     let Some(mut redis) = start_redis().await else {
         return;
     };
@@ -561,4 +565,108 @@ async fn a_redis_url_pointing_at_a_cluster_node_is_refused() {
     };
     assert!(err.contains("REDIS_CLUSTER_NODES"), "{err}");
     assert!(check_not_cluster("# Cluster\r\ncluster_enabled:0\r\n").is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_is_quiet_when_healthy_and_replaces_a_hung_subscriber() {
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let metrics = Metrics::new();
+    let hb = RedisConfig {
+        subscriber_heartbeat: Duration::from_millis(200),
+        command_timeout: Duration::from_millis(300),
+        ..cfg(redis.port)
+    };
+    let a = connect(hb, &metrics).await.unwrap();
+    let b = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    let mut s = session(now_ms());
+    let id = s.session_id;
+    b.create(commit_of(&s, None)).await.unwrap();
+    let mut sub = a.hub().subscribe(id);
+    a.load(id).await.unwrap();
+    let resyncs = |m: &Metrics| -> f64 {
+        m.render()
+            .lines()
+            .find_map(|l| l.strip_prefix("synckairos_redis_resyncs_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // Several heartbeats on a healthy connection: no reconnect, no resync,
+    // delivery intact.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(resyncs(&metrics), 0.0);
+    s.version = 2;
+    b.commit(commit_of(&s, None)).await.unwrap();
+    let u = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((u.version, u.kind), (2, UpdateKind::State));
+    // The server stops answering for longer than the command timeout: the
+    // heartbeat forces a reconnect, which resubscribes and resyncs.
+    let _: String = b
+        .client()
+        .custom(
+            fred::cmd!("CLIENT"),
+            vec!["PAUSE".to_string(), "1500".into(), "ALL".into()],
+        )
+        .await
+        .unwrap();
+    let u = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a resync after the hung connection was replaced")
+        .unwrap();
+    assert_eq!((u.version, u.kind), (2, UpdateKind::Resync));
+    // The pass is counted once it completes (just after it published).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while resyncs(&metrics) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "resync not counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_leaves_a_session_that_does_not_exist_yet_alone() {
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let a = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    let b = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    // A client waits for a session that is created later.
+    let s = session(now_ms());
+    let mut sub = a.hub().subscribe(s.session_id);
+    assert!(a.load(s.session_id).await.unwrap().is_none());
+    a.request_resync();
+    // (The resync must not announce SESSION_DELETED: nothing was deleted,
+    // and a deletion would end the subscription for good.)
+    b.create(commit_of(&s, None)).await.unwrap();
+    let u = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(u.kind, UpdateKind::Deleted, "{u:?}");
+    assert_eq!(u.version, 1);
+    // Once seen, a session that vanishes is announced.
+    redis_flush(redis.port).await;
+    a.request_resync();
+    let u = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let u = sub.next().await.unwrap();
+            if u.kind == UpdateKind::Deleted {
+                return u;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(u.kind, UpdateKind::Deleted);
+}
+
+async fn redis_flush(port: u16) {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "flushall"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
 }
