@@ -10,9 +10,15 @@
 //!   the update — all or nothing.
 //! - [`pubsub`]: per-session sharded pub/sub while local WebSocket clients
 //!   listen, with resubscribe + resync after reconnects and failovers.
+//! - Two watchdogs feed that resync where fred stays silent: a cluster
+//!   slot-owner check (`CLUSTER SLOTS`, a manual failover moves slots
+//!   without any reconnect) and a subscriber heartbeat (a connection that
+//!   died without a reset).
 //!
 //! Every command carries the configured command timeout, so an unreachable
 //! Redis turns into [`EngineError::Unavailable`] quickly instead of a hang.
+//! The sweep (`due`) scans the 256 deadline indexes concurrently and skips
+//! buckets whose slot fails, so one bad slot does not stop the others.
 
 pub mod keys;
 pub mod pubsub;
