@@ -298,9 +298,12 @@ impl Consumer {
         let writers = self.writer.progress.slots.len();
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Entry>>(writers);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let workers: Vec<tokio::task::JoinHandle<()>> = (0..writers)
-            .map(|i| tokio::spawn(Arc::clone(&self).worker(i, Arc::clone(&rx), cancel.clone())))
-            .collect();
+        // A JoinSet aborts its tasks when dropped: aborting this task at the
+        // end of the shutdown grace stops the workers too.
+        let mut workers = tokio::task::JoinSet::new();
+        for i in 0..writers {
+            workers.spawn(Arc::clone(&self).worker(i, Arc::clone(&rx), cancel.clone()));
+        }
         let mut next_claim = Instant::now();
         let mut busy = vec![false; self.cfg.streams.len()];
         let mut idle = Duration::from_millis(5);
@@ -363,9 +366,7 @@ impl Consumer {
             }
         }
         drop(tx);
-        for w in workers {
-            let _ = w.await;
-        }
+        while workers.join_next().await.is_some() {}
     }
 
     /// Writes batches from the reader and acknowledges each after COMMIT.

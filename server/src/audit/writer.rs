@@ -237,15 +237,14 @@ impl Writer {
     /// the next collects and sends its own, which keeps PostgreSQL busy.
     async fn run_memory(self, rx: mpsc::Receiver<AuditEvent>, cancel: CancellationToken) {
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let tasks: Vec<JoinHandle<()>> = (0..self.progress.slots.len())
-            .map(|i| {
-                let w = self.for_slot(i);
-                tokio::spawn(w.memory_worker(Arc::clone(&rx), cancel.clone()))
-            })
-            .collect();
-        for t in tasks {
-            let _ = t.await;
+        // A JoinSet aborts its tasks when dropped, so aborting this task (at
+        // the end of the shutdown grace) stops the workers too.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..self.progress.slots.len() {
+            let w = self.for_slot(i);
+            tasks.spawn(w.memory_worker(Arc::clone(&rx), cancel.clone()));
         }
+        while tasks.join_next().await.is_some() {}
     }
 
     async fn memory_worker(
