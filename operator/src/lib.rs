@@ -12,7 +12,14 @@
 //!   migration Job, server Deployment/Service/Ingress/PDB/HPA).
 //! - [`redis_cluster`]: Redis Cluster formation and healing over a small admin trait
 //!   (meet, even slot assignment, replica attachment, new-address repair; idempotent).
+//! - [`reconcile`]: the pipeline itself (apply order, migration gate, events, backoff) and
+//!   the [`reconcile::Probes`] trait for talking to Redis pods and the server Service.
+//! - [`status`]: pure status computation (conditions with stable transition times).
+//! - [`metrics`]: the operator's own Prometheus metrics.
 pub mod build;
 pub mod crd;
+pub mod metrics;
+pub mod reconcile;
 pub mod redis_cluster;
+pub mod status;
 pub mod validate;

@@ -1,0 +1,594 @@
+//! Reconcile scenarios against a mocked Kubernetes API (tower-test, the pattern of
+//! kube-rs/controller-rs `fixtures.rs`). The fake API server keeps objects in memory, answers
+//! get/list/create/server-side-apply/status patches like the real one, logs every request
+//! in order, and can be told to fail a verb on a resource. Each test walks a scenario:
+//! the test plays the other controllers (marks pods ready, Jobs succeeded) between reconciles.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use http::{Request, Response};
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use synckairos_operator::build::names;
+use synckairos_operator::crd::SyncKairosCluster;
+use synckairos_operator::metrics::Metrics;
+use synckairos_operator::reconcile::{Context, Probes, error_policy, reconcile};
+use synckairos_operator::redis_cluster::ClusterReport;
+use tower_test::mock;
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<(String, String), Value>,
+    /// (method, plural, name, subresource)
+    log: Vec<(String, String, String, String)>,
+    fail: Vec<(String, String)>,
+}
+
+#[derive(Clone, Default)]
+struct FakeApi(Arc<Mutex<State>>);
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn status_body(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": reason, "reason": reason, "code": code})
+}
+
+impl FakeApi {
+    fn start() -> (Client, Self) {
+        let (svc, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let api = FakeApi::default();
+        let state = api.clone();
+        tokio::spawn(async move {
+            while let Some((req, send)) = handle.next_request().await {
+                let method = req.method().to_string();
+                let uri = req.uri().to_string();
+                let body = req.into_body().collect_bytes().await.unwrap();
+                let (code, out) = state.handle(&method, &uri, &body);
+                send.send_response(
+                    Response::builder()
+                        .status(code)
+                        .body(Body::from(serde_json::to_vec(&out).unwrap()))
+                        .unwrap(),
+                );
+            }
+        });
+        (Client::new(svc, "ns"), api)
+    }
+
+    fn handle(&self, method: &str, uri: &str, body: &[u8]) -> (u16, Value) {
+        let path = uri.split('?').next().unwrap();
+        let seg: Vec<&str> = path.split('/').collect();
+        let i = seg
+            .iter()
+            .position(|s| *s == "namespaces")
+            .expect("namespaced path");
+        let plural = seg[i + 2].to_string();
+        let name = seg.get(i + 3).map(|s| s.to_string()).unwrap_or_default();
+        let sub = seg.get(i + 4).map(|s| s.to_string()).unwrap_or_default();
+        let mut st = self.0.lock().unwrap();
+        st.log
+            .push((method.into(), plural.clone(), name.clone(), sub.clone()));
+        if st.fail.iter().any(|(m, p)| m == method && *p == plural) {
+            return (500, status_body(500, "InternalError"));
+        }
+        let key = (plural.clone(), name.clone());
+        match (method, name.is_empty(), sub.as_str()) {
+            ("GET", false, _) => match st.objects.get(&key) {
+                Some(v) => (200, v.clone()),
+                None => (404, status_body(404, "NotFound")),
+            },
+            ("GET", true, _) => {
+                let items: Vec<Value> = st
+                    .objects
+                    .iter()
+                    .filter(|((p, _), _)| *p == plural)
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+                )
+            }
+            ("POST", true, _) => {
+                let mut v: Value = serde_json::from_slice(body).unwrap();
+                if let Some(sd) = v.get("stringData").and_then(Value::as_object).cloned() {
+                    let data: serde_json::Map<String, Value> = sd
+                        .iter()
+                        .map(|(k, x)| {
+                            (
+                                k.clone(),
+                                Value::String(b64(x.as_str().unwrap().as_bytes())),
+                            )
+                        })
+                        .collect();
+                    v["data"] = Value::Object(data);
+                    v.as_object_mut().unwrap().remove("stringData");
+                }
+                let n = v["metadata"]["name"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("gen-{}", st.log.len()));
+                st.objects.insert((plural, n), v.clone());
+                (201, v)
+            }
+            ("PATCH", false, "status") => match st.objects.get_mut(&key) {
+                Some(obj) => {
+                    let patch: Value = serde_json::from_slice(body).unwrap();
+                    obj["status"] = patch["status"].clone();
+                    (200, obj.clone())
+                }
+                None => (404, status_body(404, "NotFound")),
+            },
+            ("PATCH", false, _) => {
+                // server-side apply: the applied object, keeping the status others wrote
+                let mut v: Value = serde_json::from_slice(body).unwrap();
+                if let Some(old) = st.objects.get(&key)
+                    && let Some(s) = old.get("status")
+                {
+                    v["status"] = s.clone();
+                }
+                st.objects.insert(key, v.clone());
+                (200, v)
+            }
+            _ => (405, status_body(405, "MethodNotAllowed")),
+        }
+    }
+
+    fn put(&self, plural: &str, name: &str, v: Value) {
+        self.0
+            .lock()
+            .unwrap()
+            .objects
+            .insert((plural.into(), name.into()), v);
+    }
+    fn get(&self, plural: &str, name: &str) -> Option<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .objects
+            .get(&(plural.into(), name.into()))
+            .cloned()
+    }
+    fn set_status(&self, plural: &str, name: &str, status: Value) {
+        let mut st = self.0.lock().unwrap();
+        let obj = st
+            .objects
+            .get_mut(&(plural.into(), name.into()))
+            .expect("object exists");
+        obj["status"] = status;
+    }
+    fn fail(&self, method: &str, plural: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .fail
+            .push((method.into(), plural.into()));
+    }
+    fn take_log(&self) -> Vec<(String, String, String, String)> {
+        std::mem::take(&mut self.0.lock().unwrap().log)
+    }
+}
+
+/// Writes of objects (apply or create), as "plural/name", in order; events and status excluded.
+fn writes(log: &[(String, String, String, String)]) -> Vec<String> {
+    log.iter()
+        .filter(|(m, p, _, s)| (m == "PATCH" || m == "POST") && p != "events" && s.is_empty())
+        .map(|(m, p, n, _)| {
+            if m == "POST" {
+                format!("create {p}")
+            } else {
+                format!("{p}/{n}")
+            }
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct FakeProbes {
+    redis_ok: AtomicBool,
+    server_ready: AtomicBool,
+    formed_with: Mutex<Vec<(Vec<String>, Option<String>)>>,
+}
+
+#[async_trait]
+impl Probes for FakeProbes {
+    async fn form_redis(
+        &self,
+        addrs: &[String],
+        password: Option<String>,
+        shards: usize,
+    ) -> Result<ClusterReport, String> {
+        self.formed_with
+            .lock()
+            .unwrap()
+            .push((addrs.to_vec(), password));
+        let ok = self.redis_ok.load(Ordering::SeqCst);
+        Ok(ClusterReport {
+            state: if ok { "ok" } else { "fail" }.into(),
+            slots_assigned: if ok { 16384 } else { 0 },
+            nodes: addrs.len(),
+            primaries: if ok { shards } else { 0 },
+            replicas: if ok { addrs.len() - shards } else { 0 },
+            actions: Vec::new(),
+        })
+    }
+    async fn server_ready(&self, _: &str) -> bool {
+        self.server_ready.load(Ordering::SeqCst)
+    }
+}
+
+struct Scenario {
+    api: FakeApi,
+    probes: Arc<FakeProbes>,
+    ctx: Arc<Context>,
+    skc: SyncKairosCluster,
+}
+
+impl Scenario {
+    fn new(spec: Value) -> Self {
+        let (client, api) = FakeApi::start();
+        let probes = Arc::new(FakeProbes::default());
+        let ctx = Arc::new(Context::new(
+            client,
+            probes.clone(),
+            Metrics::new().unwrap(),
+            Some("test-pod".into()),
+        ));
+        let mut skc = SyncKairosCluster::new("demo", serde_json::from_value(spec).unwrap());
+        skc.metadata.namespace = Some("ns".into());
+        skc.metadata.uid = Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into());
+        skc.metadata.generation = Some(1);
+        api.put(
+            "synckairosclusters",
+            "demo",
+            serde_json::to_value(&skc).unwrap(),
+        );
+        Self {
+            api,
+            probes,
+            ctx,
+            skc,
+        }
+    }
+
+    /// One reconcile; the status it wrote is fed back as the watch would.
+    async fn reconcile(&mut self) -> Result<Action, String> {
+        let r = reconcile(Arc::new(self.skc.clone()), self.ctx.clone()).await;
+        if let Some(v) = self.api.get("synckairosclusters", "demo")
+            && let Some(s) = v.get("status")
+        {
+            self.skc.status = Some(serde_json::from_value(s.clone()).unwrap());
+        }
+        r.map_err(|e| {
+            let a = error_policy(Arc::new(self.skc.clone()), &e, self.ctx.clone());
+            format!("{e} => {a:?}")
+        })
+    }
+
+    fn cond(&self, t: &str) -> (String, String, String) {
+        let c = self
+            .skc
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap_or_else(|| panic!("no condition {t}"));
+        (
+            c.status.clone(),
+            c.reason.clone(),
+            c.last_transition_time.0.to_string(),
+        )
+    }
+
+    fn redis_pods_running(&self, n: usize) {
+        for i in 0..n {
+            let name = format!("demo-redis-{i}");
+            self.api.put(
+                "pods",
+                &name,
+                json!({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": name, "namespace": "ns"},
+                       "status": {"phase": "Running", "podIP": format!("10.0.0.{}", 10 + i)}}),
+            );
+        }
+        self.api.set_status(
+            "statefulsets",
+            "demo-redis",
+            json!({"replicas": n, "readyReplicas": n}),
+        );
+    }
+}
+
+fn pos(w: &[String], item: &str) -> usize {
+    w.iter()
+        .position(|x| x == item)
+        .unwrap_or_else(|| panic!("{item} not written: {w:?}"))
+}
+
+#[tokio::test]
+async fn first_reconciles_create_everything_in_order_and_the_server_waits_for_migrations() {
+    let mut s = Scenario::new(json!({"image": "synckairos:1.0"}));
+    let job = names::migration("demo", "synckairos:1.0");
+
+    // 1. nothing exists: secrets, Redis, PostgreSQL, server Service/PDB; no Job, no Deployment
+    let a = s.reconcile().await.unwrap();
+    assert_eq!(a, Action::requeue(std::time::Duration::from_secs(10)));
+    let w = writes(&s.api.take_log());
+    assert_eq!(&w[..2], ["create secrets", "create secrets"], "{w:?}");
+    let order = [
+        "configmaps/demo-redis-config",
+        "services/demo-redis",
+        "statefulsets/demo-redis",
+        "poddisruptionbudgets/demo-redis",
+        "services/demo-postgres",
+        "statefulsets/demo-postgres",
+        "services/demo-server",
+        "poddisruptionbudgets/demo-server",
+    ];
+    for pair in order.windows(2) {
+        assert!(
+            pos(&w, pair[0]) < pos(&w, pair[1]),
+            "{pair:?} out of order: {w:?}"
+        );
+    }
+    assert!(
+        !w.iter()
+            .any(|x| x.starts_with("jobs/") || x.starts_with("deployments/")),
+        "{w:?}"
+    );
+    // owner references on what was applied
+    let sts = s.api.get("statefulsets", "demo-redis").unwrap();
+    assert_eq!(
+        sts["metadata"]["ownerReferences"][0]["uid"],
+        "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+    );
+    assert_eq!(s.cond("PostgresReady").0, "False");
+    assert_eq!(s.cond("RedisReady").1, "WaitingForPods");
+    assert_eq!(s.cond("Ready").0, "False");
+    assert_eq!(
+        s.skc.status.as_ref().unwrap().phase.as_deref(),
+        Some("Provisioning")
+    );
+    // generated passwords exist and are not rotated by later reconciles
+    let pw = s.api.get("secrets", "demo-redis-auth").unwrap()["data"]["password"].clone();
+
+    // 2. PostgreSQL and the Redis pods come up: formation runs, the Job is created, still no Deployment
+    s.api.set_status(
+        "statefulsets",
+        "demo-postgres",
+        json!({"replicas": 1, "readyReplicas": 1}),
+    );
+    s.redis_pods_running(6);
+    s.probes.redis_ok.store(true, Ordering::SeqCst);
+    s.reconcile().await.unwrap();
+    let w = writes(&s.api.take_log());
+    assert!(
+        !w.contains(&"create secrets".to_string()),
+        "secrets re-created: {w:?}"
+    );
+    assert_eq!(
+        s.api.get("secrets", "demo-redis-auth").unwrap()["data"]["password"],
+        pw
+    );
+    assert!(pos(&w, "statefulsets/demo-postgres") < pos(&w, &format!("jobs/{job}")));
+    assert!(
+        !w.iter().any(|x| x.starts_with("deployments/")),
+        "server before migrations: {w:?}"
+    );
+    let (addrs, password) = s
+        .probes
+        .formed_with
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(addrs.len(), 6);
+    assert_eq!(addrs[0], "10.0.0.10:6379");
+    assert!(
+        password.is_some_and(|p| p.len() == 32),
+        "formation must use the generated password"
+    );
+    assert_eq!(s.cond("RedisReady").0, "True");
+    assert_eq!(s.cond("PostgresReady").0, "True");
+    assert_eq!(s.cond("MigrationsComplete").1, "Running");
+    let redis_since = s.cond("RedisReady").2;
+    let st = s.skc.status.clone().unwrap();
+    assert_eq!(st.redis.as_ref().unwrap().slots_assigned, 16384);
+
+    // 3. the Job succeeds: the Deployment is applied with the migrated image
+    s.api.set_status("jobs", &job, json!({"succeeded": 1}));
+    s.reconcile().await.unwrap();
+    let w = writes(&s.api.take_log());
+    assert!(w.contains(&"deployments/demo-server".to_string()), "{w:?}");
+    assert!(
+        !w.contains(&format!("jobs/{job}")),
+        "a created Job must not be re-applied: {w:?}"
+    );
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "synckairos:1.0"
+    );
+    assert_eq!(s.cond("MigrationsComplete").0, "True");
+    assert_eq!(s.cond("ServerAvailable").0, "False");
+    assert_eq!(s.cond("Ready").0, "False");
+
+    // 4. pods available, but /ready not answered through the Service: still not Ready
+    s.api.set_status(
+        "deployments",
+        "demo-server",
+        json!({"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}),
+    );
+    s.reconcile().await.unwrap();
+    assert_eq!(s.cond("ServerAvailable").0, "True");
+    let (ready, reason, _) = s.cond("Ready");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "ServerNotAnswering")
+    );
+
+    // 5. the Service answers /ready: Ready, and RedisReady kept its transition time
+    s.probes.server_ready.store(true, Ordering::SeqCst);
+    let a = s.reconcile().await.unwrap();
+    assert_eq!(a, Action::requeue(std::time::Duration::from_secs(300)));
+    assert_eq!(s.cond("Ready").0, "True");
+    assert_eq!(s.cond("RedisReady").2, redis_since);
+    let st = s.skc.status.clone().unwrap();
+    assert_eq!((st.ready_replicas, st.replicas), (2, 2));
+    assert_eq!(st.phase.as_deref(), Some("Ready"));
+    assert_eq!(st.observed_generation, Some(1));
+    assert_eq!(
+        st.endpoint.as_deref(),
+        Some("http://demo-server.ns.svc:8080")
+    );
+    let log = s.api.take_log();
+    assert!(
+        log.iter().any(|(m, p, _, _)| m == "POST" && p == "events"),
+        "becoming Ready publishes an Event"
+    );
+
+    // 6. a new image: its Job first; the Deployment keeps the old image meanwhile
+    s.skc.spec.image = "synckairos:1.1".into();
+    s.skc.metadata.generation = Some(2);
+    s.reconcile().await.unwrap();
+    let w = writes(&s.api.take_log());
+    let job2 = names::migration("demo", "synckairos:1.1");
+    assert!(w.contains(&format!("jobs/{job2}")), "{w:?}");
+    assert!(
+        !w.contains(&"deployments/demo-server".to_string()),
+        "rolled out before migrating: {w:?}"
+    );
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "synckairos:1.0"
+    );
+    assert_eq!(s.cond("MigrationsComplete").0, "False");
+    assert_eq!(s.cond("ServerAvailable").1, "RolloutPending");
+    assert_eq!(s.cond("Ready").0, "False");
+    assert_eq!(
+        s.skc.status.as_ref().unwrap().migrated_image.as_deref(),
+        Some("synckairos:1.0")
+    );
+    s.api.set_status("jobs", &job2, json!({"succeeded": 1}));
+    s.reconcile().await.unwrap();
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "synckairos:1.1"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_api_call_yields_an_error_condition_and_a_backoff_requeue() {
+    let mut s = Scenario::new(json!({}));
+    s.api.fail("PATCH", "statefulsets");
+    let e = s.reconcile().await.unwrap_err();
+    assert!(e.contains("StatefulSet"), "{e}");
+    assert!(e.contains("requeue_after: Some(1s)"), "{e}");
+    let (status, reason, _) = s.cond("Ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "ApiError"));
+    assert_eq!(
+        s.skc.status.as_ref().unwrap().phase.as_deref(),
+        Some("Degraded")
+    );
+    let e2 = s.reconcile().await.unwrap_err();
+    assert!(
+        e2.contains("requeue_after: Some(2s)"),
+        "backoff must grow: {e2}"
+    );
+    let metrics = s.ctx.metrics.render();
+    assert!(
+        metrics.contains("synckairos_operator_reconcile_errors_total{category=\"api\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_reported_and_nothing_is_applied() {
+    let mut s = Scenario::new(json!({"redis": {"shards": 4}}));
+    s.skc.status = Some(serde_json::from_value(json!({"redis": {"state": "ok", "slotsAssigned": 16384, "nodes": 6, "primaries": 3, "replicas": 3, "shards": 3}})).unwrap());
+    let a = s.reconcile().await.unwrap();
+    assert_eq!(a, Action::await_change());
+    let w = writes(&s.api.take_log());
+    assert!(w.is_empty(), "applied despite an invalid spec: {w:?}");
+    assert_eq!(s.cond("Ready").1, "ReshardingUnsupported");
+    assert_eq!(
+        s.skc.status.as_ref().unwrap().phase.as_deref(),
+        Some("Failed")
+    );
+}
+
+#[tokio::test]
+async fn deletion_makes_no_calls_owner_references_collect_everything() {
+    let mut s = Scenario::new(json!({}));
+    s.skc.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    let a = s.reconcile().await.unwrap();
+    assert_eq!(a, Action::await_change());
+    assert!(s.api.take_log().is_empty());
+    assert!(s.skc.finalizers().is_empty(), "no finalizer is needed");
+}
+
+#[tokio::test]
+async fn external_services_and_no_audit_skip_their_objects() {
+    let mut s = Scenario::new(json!({
+        "redis": {"mode": "external", "externalSecret": "r"},
+        "postgres": {"mode": "disabled"},
+        "server": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}, "ingress": {"host": "k.example.com"}}
+    }));
+    s.reconcile().await.unwrap();
+    let w = writes(&s.api.take_log());
+    assert!(
+        !w.iter().any(|x| x.contains("redis")
+            || x.contains("postgres")
+            || x.starts_with("jobs/")
+            || x.starts_with("create")),
+        "{w:?}"
+    );
+    // nothing to migrate: the Deployment is applied at once, with the HPA and Ingress
+    for o in [
+        "horizontalpodautoscalers/demo-server",
+        "ingresses/demo",
+        "deployments/demo-server",
+    ] {
+        assert!(w.contains(&o.to_string()), "{o} missing: {w:?}");
+    }
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert!(
+        dep["spec"].get("replicas").is_none(),
+        "the HPA owns replicas"
+    );
+    assert_eq!(s.cond("MigrationsComplete").1, "NotNeeded");
+    assert_eq!(s.cond("RedisReady").1, "External");
+    assert_eq!(s.skc.name_any(), "demo");
+}
