@@ -2,11 +2,16 @@
 //! serving, graceful shutdown.
 
 use clap::Parser;
+
+/// mimalloc: the request path is allocation-heavy (JSON in and out), and
+/// glibc malloc showed up at the top of the switch profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use synckairos::api::{self, AppState};
+use synckairos::api::{self, AppInner, AppState};
 use synckairos::audit::{self, Audit, AuditConfig};
 use synckairos::config::{Cli, Command, LogFormat, ServeConfig};
 use synckairos::engine::Engine;
@@ -171,7 +176,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     service.spawn_sweeper(shutdown.clone());
     let tasks = TaskTracker::new();
-    let app = AppState {
+    let app = AppState::new(AppInner {
         service,
         metrics,
         shutdown: shutdown.clone(),
@@ -180,7 +185,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .as_ref()
             .map(|a| a.history.clone() as Arc<dyn api::History>),
         ws_ping_interval: Duration::from_secs(cfg.ws_ping_interval_seconds),
-    };
+    });
     let addr = SocketAddr::new(cfg.bind, cfg.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

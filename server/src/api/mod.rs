@@ -38,9 +38,27 @@ pub trait History: Send + Sync {
     async fn status(&self) -> serde_json::Value;
 }
 
-/// Everything a handler needs, cheap to clone.
+/// Everything a handler needs; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+impl AppState {
+    /// Wraps the shared state.
+    pub fn new(inner: AppInner) -> Self {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// The fields behind [`AppState`].
+pub struct AppInner {
     /// Use cases.
     pub service: Arc<Service>,
     /// Metrics registry.
@@ -97,17 +115,19 @@ pub struct AppState {
 pub struct ApiDoc;
 
 async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().as_str().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let class = format!("{}xx", resp.status().as_u16() / 100);
+    const CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+    let class = CLASSES
+        .get(usize::from(resp.status().as_u16() / 100))
+        .copied()
+        .unwrap_or("5xx");
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     app.metrics
         .http_seconds
-        .with_label_values(&[route.as_str(), method.as_str(), class.as_str()])
+        .with_label_values(&[route, method.as_str(), class])
         .observe(started.elapsed().as_secs_f64());
     resp
 }

@@ -6,7 +6,9 @@ use super::Millis;
 /// Formats epoch milliseconds as `2026-11-25T14:30:00.000Z`.
 pub fn iso_millis(ms: Millis) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        // Same shape as the strftime pattern %Y-%m-%dT%H:%M:%S%.3fZ, without
+        // parsing a format string on every call (it showed in profiles).
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         None => "1970-01-01T00:00:00.000Z".to_string(),
     }
 }
