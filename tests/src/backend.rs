@@ -21,6 +21,10 @@ pub enum Backend {
     /// A 6-node Redis Cluster (`REDIS_CLUSTER_NODES`, 3 primaries + 3
     /// replicas), one cluster shared by the test binary.
     Cluster,
+    /// The memory engine with the audit trail on (`DATABASE_URL`): one
+    /// ephemeral PostgreSQL shared by the test binary, migrated with
+    /// `synckairos migrate`. Shows that auditing changes no behaviour.
+    MemoryAudit,
 }
 
 /// What a provisioned backend hands to the server processes that use it.
@@ -40,7 +44,12 @@ impl Backend {
     /// Every backend the generic suites run on, in order. Adding an engine
     /// to the suites means adding it here.
     pub fn all() -> Vec<Backend> {
-        vec![Backend::Memory, Backend::Redis, Backend::Cluster]
+        vec![
+            Backend::Memory,
+            Backend::Redis,
+            Backend::Cluster,
+            Backend::MemoryAudit,
+        ]
     }
 
     /// Short name, used in test module names and log output.
@@ -49,6 +58,7 @@ impl Backend {
             Backend::Memory => "memory",
             Backend::Redis => "redis",
             Backend::Cluster => "cluster",
+            Backend::MemoryAudit => "memory_audit",
         }
     }
 
@@ -70,6 +80,13 @@ impl Backend {
                     guard: Some(c),
                 })
             }
+            Backend::MemoryAudit => {
+                let pg = shared_postgres().await?;
+                Ok(Provisioned {
+                    env: vec![("DATABASE_URL".to_string(), pg.url())],
+                    guard: Some(pg),
+                })
+            }
         }
     }
 
@@ -78,6 +95,51 @@ impl Backend {
     pub fn has_audit(&self) -> bool {
         match self {
             Backend::Memory | Backend::Redis | Backend::Cluster => false,
+            Backend::MemoryAudit => true,
         }
     }
+}
+
+/// The PostgreSQL shared by every `MemoryAudit` server of this test binary.
+/// This is the only long-lived strong reference: the exit hook takes it, and
+/// dropping it (once the servers' guards are gone) stops the server and
+/// removes its data dir.
+static SHARED_PG: std::sync::Mutex<Option<Arc<crate::postgres::Postgres>>> =
+    std::sync::Mutex::new(None);
+
+extern "C" fn stop_shared_pg() {
+    let pg = SHARED_PG.lock().unwrap_or_else(|p| p.into_inner()).take();
+    drop(pg);
+}
+
+async fn shared_postgres() -> anyhow::Result<Arc<crate::postgres::Postgres>> {
+    static STARTED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    STARTED
+        .get_or_try_init(|| async {
+            let pg = tokio::task::spawn_blocking(crate::postgres::Postgres::start).await??;
+            let pg = Arc::new(pg);
+            // SAFETY: registers a plain extern "C" fn with no arguments.
+            unsafe {
+                libc::atexit(stop_shared_pg);
+            }
+            *SHARED_PG.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&pg));
+            // Through the front door: the binary's own migrate subcommand.
+            let out = tokio::process::Command::new(crate::server::server_binary())
+                .arg("migrate")
+                .env("DATABASE_URL", pg.url())
+                .output()
+                .await?;
+            anyhow::ensure!(
+                out.status.success(),
+                "synckairos migrate failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok::<_, anyhow::Error>(())
+        })
+        .await?;
+    SHARED_PG
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the shared PostgreSQL is already stopped"))
 }

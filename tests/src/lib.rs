@@ -35,7 +35,8 @@ pub use ws::{WS_WAIT, WsClient, WsEvent};
 
 /// Instantiates every listed test once per backend in [`Backend::all`], as
 /// trials named `memory::<module>::name`, `redis::<module>::name` (standalone
-/// Redis) and `cluster::<module>::name` (6-node Redis Cluster), returned by
+/// Redis), `cluster::<module>::name` (6-node Redis Cluster) and
+/// `memory_audit::<module>::name` (audit trail on), returned by
 /// the generated `pub fn trials()`; the suite binary's `main` collects the
 /// modules' trials and hands them to [`suite::run`].
 ///
