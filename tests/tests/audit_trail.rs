@@ -603,3 +603,36 @@ async fn synckairos_migrate_runs_twice_and_concurrently() {
         .expect("run synckairos migrate");
     assert!(!bad.status.success(), "a missing database is an error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_written_before_the_last_state_still_marks_the_session() {
+    let pg = start_pg().await;
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let store = AuditStore::connect_lazy(&AuditConfig::new(&url)).expect("pool");
+    let id = Uuid::new_v4();
+    let t0 = 1_764_064_800_000;
+    // Two writers commit in parallel: the deletion may land first.
+    store
+        .write_batch(&[event(id, 0, EventKind::SessionDeleted, t0 + 9)])
+        .await
+        .expect("deletion");
+    store
+        .write_batch(&[
+            event(id, 1, EventKind::SessionCreated, t0),
+            event(id, 2, EventKind::SessionStarted, t0 + 1),
+        ])
+        .await
+        .expect("states");
+    let row = pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT sync_mode, final_status, last_version, deleted_at = to_timestamp({}) \
+                 FROM sync_sessions WHERE session_id = '{id}'",
+                (t0 + 9) as f64 / 1000.0
+            ),
+        )
+        .expect("session row");
+    assert_eq!(row.trim(), "global|running|2|t");
+}

@@ -109,11 +109,14 @@ ON CONFLICT (session_id) DO UPDATE SET
     metadata = EXCLUDED.metadata
 WHERE x.last_version < EXCLUDED.last_version";
 
+// Upsert, not UPDATE: when the state batch is being written concurrently,
+// both transactions meet on the primary key, so the second sees the first.
 const MARK_DELETED: &str = "\
-UPDATE sync_sessions x
-SET deleted_at = u.ts, updated_at = GREATEST(x.updated_at, u.ts)
-FROM UNNEST($1::uuid[], $2::timestamptz[]) AS u(sid, ts)
-WHERE x.session_id = u.sid AND (x.deleted_at IS NULL OR x.deleted_at < u.ts)";
+INSERT INTO sync_sessions AS x (session_id, deleted_at, updated_at, last_version)
+SELECT sid, ts, ts, 0 FROM UNNEST($1::uuid[], $2::timestamptz[]) AS u(sid, ts)
+ON CONFLICT (session_id) DO UPDATE SET
+    deleted_at = GREATEST(x.deleted_at, EXCLUDED.deleted_at),
+    updated_at = GREATEST(x.updated_at, EXCLUDED.updated_at)";
 
 const HISTORY: &str = "\
 SELECT id, session_id, version, event_type, participant_id, group_id,
