@@ -242,111 +242,18 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
     } else {
         format!("Redis Cluster ({})", cfg.cluster_nodes.join(","))
     };
-    let mut clients = Vec::new();
-    for _ in 0..cfg.connections.max(1) {
-        clients.push(cfg.builder(32)?.build().map_err(|e| e.to_string())?);
-    }
+    let (clients, sub) = open_clients(&cfg, &where_).await?;
     let client = clients[0].clone();
-    // Bursts of updates must not overflow the message channel before the
-    // pump drains it (a lag forces a full resync).
-    let sub: SubscriberClient = cfg
-        .builder(65_536)?
-        .build_subscriber_client()
-        .map_err(|e| e.to_string())?;
-    let limit = cfg.connect_timeout * 2 + Duration::from_millis(500);
-    let mut all: Vec<(Client, &str)> = clients.iter().map(|c| (c.clone(), "commands")).collect();
-    all.push((sub.to_client(), "subscriber"));
-    for (c, what) in &all {
-        match tokio::time::timeout(limit, c.init()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("cannot connect to {where_} ({what}): {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "cannot connect to {where_} ({what}): no answer within {} ms",
-                    limit.as_millis()
-                ));
-            }
-        }
-    }
-    let info: String = client
-        .info(Some(InfoKind::Server))
-        .await
-        .map_err(|e| format!("{where_}: INFO failed: {e}"))?;
-    let version = check_version(&info)?;
-    if !client.is_clustered() {
-        let cluster_info: String = client
-            .info(Some(InfoKind::Cluster))
-            .await
-            .map_err(|e| format!("{where_}: INFO failed: {e}"))?;
-        check_not_cluster(&cluster_info)?;
-    }
-    let (create, commit, delete) = (
-        Script::from_lua(CREATE_LUA),
-        Script::from_lua(COMMIT_LUA),
-        Script::from_lua(DELETE_LUA),
-    );
-    for s in [&create, &commit, &delete] {
-        // Cluster: SCRIPT LOAD on every primary (fred's `load`).
-        s.load(&client)
-            .await
-            .map_err(|e| format!("{where_}: SCRIPT LOAD failed: {e}"))?;
-    }
-    let pm = PubSubMetrics {
-        resyncs: IntCounter::new(
-            "synckairos_redis_resyncs_total",
-            "Full pub/sub resubscribe + client resync passes (after reconnects, failovers)",
-        )
-        .map_err(|e| e.to_string())?,
-        received: IntCounter::new(
-            "synckairos_redis_updates_received_total",
-            "Session updates received over sharded pub/sub",
-        )
-        .map_err(|e| e.to_string())?,
-        subscribed: IntGauge::new(
-            "synckairos_redis_subscribed_sessions",
-            "Sessions whose update channel this instance subscribes to",
-        )
-        .map_err(|e| e.to_string())?,
-    };
-    let errors = IntCounterVec::new(
-        Opts::new(
-            "synckairos_redis_errors_total",
-            "Engine operations that failed on Redis (timeout, connection, cluster errors)",
-        ),
-        &["op"],
-    )
-    .map_err(|e| e.to_string())?;
-    register(metrics, &errors);
-    register(metrics, &pm.resyncs);
-    register(metrics, &pm.received);
-    register(metrics, &pm.subscribed);
-
+    let version = check_server(&client, &where_).await?;
+    let [create, commit, delete] = load_scripts(&client, &where_).await?;
+    let (pm, errors) = engine_metrics(metrics)?;
     let hub = Hub::new();
     let loader_client = client.clone();
     let loader: pubsub::Loader = Arc::new(move |id| {
         let c = loader_client.clone();
         Box::pin(async move { read_state(&c, id).await.map_err(|e| e.to_string()) })
     });
-    let mut events = vec![GapSignal::Reconnect(
-        sub.reconnect_rx(),
-        "subscriber reconnected",
-    )];
-    for c in &clients {
-        events.push(GapSignal::Reconnect(
-            c.reconnect_rx(),
-            "command connection reconnected",
-        ));
-    }
-    if client.is_clustered() {
-        events.push(GapSignal::ClusterChange(
-            sub.cluster_change_rx(),
-            "cluster topology changed",
-        ));
-        events.push(GapSignal::ClusterChange(
-            client.cluster_change_rx(),
-            "cluster topology changed",
-        ));
-    }
+    let events = gap_signals(&sub, &clients);
     let sub_for_heartbeat = sub.clone();
     let pubsub = PubSub::start(sub, hub.clone(), loader, pm, cfg.command_timeout, events);
     spawn_subscriber_heartbeat(
@@ -375,6 +282,135 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         outbox_max_len: cfg.outbox_max_len.max(1).to_string(),
         errors,
     }))
+}
+
+/// Builds and connects the command clients and the subscriber client, each
+/// within the connect timeout.
+async fn open_clients(
+    cfg: &RedisConfig,
+    where_: &str,
+) -> Result<(Vec<Client>, SubscriberClient), String> {
+    let mut clients = Vec::new();
+    for _ in 0..cfg.connections.max(1) {
+        clients.push(cfg.builder(32)?.build().map_err(|e| e.to_string())?);
+    }
+    // Bursts of updates must not overflow the message channel before the
+    // pump drains it (a lag forces a full resync).
+    let sub: SubscriberClient = cfg
+        .builder(65_536)?
+        .build_subscriber_client()
+        .map_err(|e| e.to_string())?;
+    let limit = cfg.connect_timeout * 2 + Duration::from_millis(500);
+    let mut all: Vec<(Client, &str)> = clients.iter().map(|c| (c.clone(), "commands")).collect();
+    all.push((sub.to_client(), "subscriber"));
+    for (c, what) in &all {
+        match tokio::time::timeout(limit, c.init()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("cannot connect to {where_} ({what}): {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "cannot connect to {where_} ({what}): no answer within {} ms",
+                    limit.as_millis()
+                ));
+            }
+        }
+    }
+    Ok((clients, sub))
+}
+
+/// Refuses servers below Redis 7 and a `redis://` URL aimed at a cluster
+/// node; returns the server version.
+async fn check_server(client: &Client, where_: &str) -> Result<String, String> {
+    let info: String = client
+        .info(Some(InfoKind::Server))
+        .await
+        .map_err(|e| format!("{where_}: INFO failed: {e}"))?;
+    let version = check_version(&info)?;
+    if !client.is_clustered() {
+        let cluster_info: String = client
+            .info(Some(InfoKind::Cluster))
+            .await
+            .map_err(|e| format!("{where_}: INFO failed: {e}"))?;
+        check_not_cluster(&cluster_info)?;
+    }
+    Ok(version)
+}
+
+/// SCRIPT LOAD of create, commit and delete (on every primary of a cluster).
+async fn load_scripts(client: &Client, where_: &str) -> Result<[Script; 3], String> {
+    let scripts = [
+        Script::from_lua(CREATE_LUA),
+        Script::from_lua(COMMIT_LUA),
+        Script::from_lua(DELETE_LUA),
+    ];
+    for s in &scripts {
+        s.load(client)
+            .await
+            .map_err(|e| format!("{where_}: SCRIPT LOAD failed: {e}"))?;
+    }
+    Ok(scripts)
+}
+
+/// The engine's own metrics, registered in the service's registry.
+fn engine_metrics(metrics: &Metrics) -> Result<(PubSubMetrics, IntCounterVec), String> {
+    let e = |e: prometheus::Error| e.to_string();
+    let pm = PubSubMetrics {
+        resyncs: IntCounter::new(
+            "synckairos_redis_resyncs_total",
+            "Full pub/sub resubscribe + client resync passes (after reconnects, failovers)",
+        )
+        .map_err(e)?,
+        received: IntCounter::new(
+            "synckairos_redis_updates_received_total",
+            "Session updates received over sharded pub/sub",
+        )
+        .map_err(e)?,
+        subscribed: IntGauge::new(
+            "synckairos_redis_subscribed_sessions",
+            "Sessions whose update channel this instance subscribes to",
+        )
+        .map_err(e)?,
+    };
+    let errors = IntCounterVec::new(
+        Opts::new(
+            "synckairos_redis_errors_total",
+            "Engine operations that failed on Redis (timeout, connection, cluster errors)",
+        ),
+        &["op"],
+    )
+    .map_err(e)?;
+    register(metrics, &errors);
+    register(metrics, &pm.resyncs);
+    register(metrics, &pm.received);
+    register(metrics, &pm.subscribed);
+    Ok((pm, errors))
+}
+
+/// Every event after which pub/sub messages may have been lost.
+fn gap_signals(sub: &SubscriberClient, clients: &[Client]) -> Vec<GapSignal> {
+    let mut events = vec![GapSignal::Reconnect(
+        sub.reconnect_rx(),
+        "subscriber reconnected",
+    )];
+    for c in clients {
+        events.push(GapSignal::Reconnect(
+            c.reconnect_rx(),
+            "command connection reconnected",
+        ));
+    }
+    if sub.is_clustered() {
+        events.push(GapSignal::ClusterChange(
+            sub.cluster_change_rx(),
+            "cluster topology changed",
+        ));
+        for c in clients {
+            events.push(GapSignal::ClusterChange(
+                c.cluster_change_rx(),
+                "cluster topology changed",
+            ));
+        }
+    }
+    events
 }
 
 /// The primary owning each slot range, from `CLUSTER SLOTS`: a fingerprint
