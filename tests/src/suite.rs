@@ -14,6 +14,7 @@
 
 use crate::Backend;
 use libtest_mimic::Arguments;
+/// One named test case, as the suite binary hands it to libtest-mimic.
 pub use libtest_mimic::Trial;
 use std::future::Future;
 use std::pin::Pin;
