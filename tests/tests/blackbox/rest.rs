@@ -16,7 +16,7 @@ synckairos_tests::backend_suite! {
     pause_resume_complete_cancel_transitions,
     complete_works_from_pending,
     delete_is_204_and_idempotent,
-    events_without_audit_store_is_503,
+    events_serve_the_audit_trail_or_503,
     time_endpoint,
     health_and_ready,
     metrics_are_prometheus_text_with_synckairos_prefix,
@@ -327,7 +327,7 @@ async fn delete_is_204_and_idempotent(b: Backend) {
     srv.api().create(&body).await;
 }
 
-async fn events_without_audit_store_is_503(b: Backend) {
+async fn events_serve_the_audit_trail_or_503(b: Backend) {
     let srv = TestServer::start(&b).await;
     let body = session_body("per_participant", &["a"], 60_000);
     let id = id_of(&body);
