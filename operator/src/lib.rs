@@ -15,9 +15,16 @@
 //! - [`reconcile`]: the pipeline itself (apply order, migration gate, events, backoff) and
 //!   the [`reconcile::Probes`] trait for talking to Redis pods and the server Service.
 //! - [`status`]: pure status computation (conditions with stable transition times).
-//! - [`metrics`]: the operator's own Prometheus metrics.
+//! - [`metrics`]: the operator's own Prometheus metrics; [`http`] serves them with
+//!   `/healthz` and `/readyz`.
+//! - [`leader`]: leader election on a `coordination.k8s.io` Lease (only the holder reconciles).
+//!
+//! Binaries: `synckairos-operator` (`src/main.rs`: configuration, leader election, the
+//! controller) and `crdgen` (prints the CRD; `make crds`).
 pub mod build;
 pub mod crd;
+pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod redis_cluster;

@@ -2,7 +2,7 @@
 //! leadership). Label values are bounded: results and static error categories only.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// The operator's metrics, registered in their own registry.
@@ -15,7 +15,7 @@ pub struct Metrics {
     /// Reconcile errors by category.
     pub errors: IntCounterVec,
     /// Reconcile duration.
-    pub duration: HistogramVec,
+    pub duration: Histogram,
     /// 1 while this replica holds the leader Lease.
     pub leader: IntGauge,
 }
@@ -38,13 +38,12 @@ impl Metrics {
             ),
             &["category"],
         )?;
-        let duration = HistogramVec::new(
+        let duration = Histogram::with_opts(
             HistogramOpts::new(
                 "synckairos_operator_reconcile_duration_seconds",
                 "Time spent in one reconcile",
             )
             .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-            &[],
         )?;
         let leader = IntGauge::new(
             "synckairos_operator_leader",

@@ -451,11 +451,7 @@ fn server_part(c: &Checked, d: Option<&Deployment>) -> (Part, i32, i32) {
 
 /// The pipeline for one object. Errors are returned after status has recorded them.
 pub async fn reconcile(skc: Arc<SyncKairosCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let timer = ctx
-        .metrics
-        .duration
-        .with_label_values::<&str>(&[])
-        .start_timer();
+    let timer = ctx.metrics.duration.start_timer();
     let result = reconcile_inner(&skc, &ctx).await;
     timer.observe_duration();
     match &result {
