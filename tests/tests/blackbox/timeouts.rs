@@ -90,6 +90,26 @@ async fn end_session_expires_the_participant_and_the_session(b: Backend) {
 
     // Exactly once: nothing else was broadcast before the reply to a PING.
     ws.ping(1).await;
+    // With no other instance on the store, this server fired it, and counted it.
+    if b.name().starts_with("memory") {
+        let m = srv.api().get("/metrics").await.text;
+        let fired = metric_samples(&m, "synckairos_timeouts_fired_total");
+        assert_eq!(
+            metric_sum(&m, "synckairos_timeouts_fired_total"),
+            1.0,
+            "one timeout fired: {fired:?}"
+        );
+        assert!(
+            fired
+                .iter()
+                .any(|(l, v)| l.contains("end_session") && *v == 1.0),
+            "counted under its action: {fired:?}"
+        );
+        assert_eq!(
+            metric_sum(&m, "synckairos_timeout_lateness_seconds_count"),
+            1.0
+        );
+    }
     let g = srv.api().state(&id).await;
     assert_eq!(g["status"], "expired");
     assert_eq!(g["version"], 3);
