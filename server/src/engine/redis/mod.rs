@@ -591,6 +591,35 @@ impl RedisEngine {
         r
     }
 
+    /// Turns one bucket's due index entries into timers, reaping entries
+    /// long past due whose session is gone.
+    async fn collect_due(
+        &self,
+        bucket: u32,
+        entries: Vec<(String, f64)>,
+        now: Millis,
+        out: &mut Vec<DueTimer>,
+    ) {
+        let mut stale = Vec::new();
+        for (m, score) in entries {
+            let Some((session_id, version)) = keys::parse_member(&m) else {
+                continue;
+            };
+            let deadline_ms = score as Millis;
+            if deadline_ms < now - STALE_AFTER_MS {
+                stale.push((session_id, version, m));
+            }
+            out.push(DueTimer {
+                session_id,
+                version,
+                deadline_ms,
+            });
+        }
+        if !stale.is_empty() {
+            self.reap(bucket, stale).await;
+        }
+    }
+
     /// Removes deadline entries whose session is gone or moved on (its state
     /// expired or was replaced while an entry survived); only entries well
     /// past due are checked, so live timers are never touched.
@@ -693,43 +722,33 @@ impl Engine for RedisEngine {
 
     async fn due(&self, now: Millis, limit: usize) -> Result<Vec<DueTimer>, EngineError> {
         let lim = limit.min(i64::MAX as usize) as i64;
-        let scans = (0..keys::BUCKETS).map(|b| async move {
+        let scan = |b: u32| async move {
             let r: Result<Vec<(String, f64)>, Error> = self
                 .client()
                 .zrangebyscore(keys::deadlines_key(b), 0i64, now, true, Some((0, lim)))
                 .await;
             (b, r)
-        });
+        };
         let mut out = Vec::new();
+        let mut retry = Vec::new();
+        for (b, r) in futures::future::join_all((0..keys::BUCKETS).map(scan)).await {
+            match r {
+                Ok(entries) => self.collect_due(b, entries, now, &mut out).await,
+                Err(_) => retry.push(b),
+            }
+        }
+        // A bucket that fails must not stop the sweep of the others (one
+        // slot down in a cluster). Its error may also have made the client
+        // reset the connection under concurrent scans, so the failed ones
+        // are retried one at a time; what still fails waits for next sweep.
         let (mut failed, mut first_error) = (0u32, None);
-        for (b, r) in futures::future::join_all(scans).await {
-            // A bucket on an unreachable primary must not stop the sweep of
-            // the others (a partial cluster outage): skip it, retry next time.
-            let entries = match r {
-                Ok(e) => e,
-                Err(e) => {
+        for b in retry {
+            match scan(b).await {
+                (_, Ok(entries)) => self.collect_due(b, entries, now, &mut out).await,
+                (_, Err(e)) => {
                     failed += 1;
                     first_error.get_or_insert(e);
-                    continue;
                 }
-            };
-            let mut stale = Vec::new();
-            for (m, score) in entries {
-                let Some((session_id, version)) = keys::parse_member(&m) else {
-                    continue;
-                };
-                let deadline_ms = score as Millis;
-                if deadline_ms < now - STALE_AFTER_MS {
-                    stale.push((session_id, version, m));
-                }
-                out.push(DueTimer {
-                    session_id,
-                    version,
-                    deadline_ms,
-                });
-            }
-            if !stale.is_empty() {
-                self.reap(b, stale).await;
             }
         }
         if let Some(e) = first_error {
