@@ -16,11 +16,7 @@ fn check(dockerfile: &str, package: &str, bin: &str) {
         froms.last().unwrap().contains("distroless"),
         "{dockerfile}: runtime is not minimal"
     );
-    let user = d
-        .lines()
-        .filter(|l| l.starts_with("USER "))
-        .next_back()
-        .expect("USER");
+    let user = d.lines().rfind(|l| l.starts_with("USER ")).expect("USER");
     assert!(
         !user.contains("root") && !user.contains(" 0"),
         "{dockerfile}: runs as root"
