@@ -58,13 +58,17 @@ impl LogBuf {
     }
 }
 
-fn drain<R: AsyncRead + Unpin + Send + 'static>(r: R, tag: &'static str, logs: LogBuf) {
+fn drain<R: AsyncRead + Unpin + Send + 'static>(
+    r: R,
+    tag: &'static str,
+    logs: LogBuf,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(r).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             logs.push(tag, &line);
         }
-    });
+    })
 }
 
 /// Options for a server start beyond the backend (extra flags, env vars, a
@@ -168,7 +172,7 @@ impl ServerBuilder {
             .stderr
             .take()
             .unwrap_or_else(|| panic!("no stderr pipe"));
-        drain(stderr, "[err] ", logs.clone());
+        let stderr_done = drain(stderr, "[err] ", logs.clone());
         let stdout = child
             .stdout
             .take()
@@ -184,14 +188,16 @@ impl ServerBuilder {
             _ => None,
         };
         let Some(port) = port else {
+            // Collect everything it said: stderr ends when the process is gone.
             let _ = child.start_kill();
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), stderr_done).await;
             panic!(
                 "server did not announce `listening on http://127.0.0.1:PORT` (first stdout line: {first:?}, read: {read:?})\n--- server logs ---\n{}",
                 logs.get()
             );
         };
-        drain(out.into_inner(), "[out] ", logs.clone());
+        let _stdout_drain = drain(out.into_inner(), "[out] ", logs.clone());
         let base = format!("http://127.0.0.1:{port}");
         TestServer {
             api: Api::new(&base),
