@@ -732,6 +732,33 @@ async fn reconcile_inner(skc: &SyncKairosCluster, ctx: &Context) -> Result<Actio
 mod tests {
     use super::*;
 
+    async fn one_shot_server(reply: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 256];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /ready HTTP/1.1"));
+            s.write_all(reply.as_bytes()).await.unwrap();
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn ready_probe_needs_a_200() {
+        let ok = one_shot_server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        assert!(http_ok(&ok, "/ready").await);
+        let busy = one_shot_server("HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
+        assert!(!http_ok(&busy, "/ready").await);
+        // nothing listening
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        assert!(!http_ok(&closed, "/ready").await);
+    }
+
     #[test]
     fn backoff_doubles_and_caps() {
         let d: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();

@@ -353,3 +353,96 @@ async fn full_stop_and_restart_on_new_ports_keeps_cluster_and_data() {
         assert_eq!(v, Some(format!("v-{k}")), "{k} lost");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_in_forgets_the_removed_replica() {
+    let mut c = Cluster::start(6).await;
+    assert!(c.form().await.is_ok());
+    wait_ok(&c).await;
+    // remove a replica for good, as a StatefulSet scale-in removes the highest ordinal
+    let mut replica = None;
+    for i in (0..6).rev() {
+        if c.text(i, &["CLUSTER", "NODES"])
+            .await
+            .contains("myself,slave")
+        {
+            replica = Some(i);
+            break;
+        }
+    }
+    let replica = replica.expect("a replica");
+    let mut gone = c.nodes.remove(replica);
+    gone.stop().await;
+    // the others flag it failed after cluster-node-timeout; formation then forgets it
+    let deadline = tokio::time::Instant::now() + BUDGET;
+    let report = loop {
+        let r = ensure_cluster(&admin(), &c.addrs(), 3, BUDGET)
+            .await
+            .unwrap();
+        if r.nodes == 5 || tokio::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (report.nodes, report.primaries, report.replicas),
+        (5, 3, 2),
+        "{report:?}"
+    );
+    assert!(report.is_ok(), "{report:?}");
+    for i in 0..5 {
+        let info = c.text(i, &["CLUSTER", "INFO"]).await;
+        assert!(info.contains("cluster_known_nodes:5"), "node {i}: {info}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_client_authenticates() {
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let child = Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            "s3cret",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut node = RedisNode {
+        dir: root.path().to_path_buf(),
+        port,
+        child: Some(child),
+    };
+    let with = TcpAdmin {
+        password: Some("s3cret".into()),
+        timeout: Duration::from_secs(2),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while with.command(&node.addr(), &["PING"]).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "redis did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = admin().command(&node.addr(), &["PING"]).await.unwrap_err();
+    assert!(e.to_string().contains("NOAUTH"), "{e}");
+    let wrong = TcpAdmin {
+        password: Some("nope".into()),
+        timeout: Duration::from_secs(2),
+    };
+    assert!(wrong.command(&node.addr(), &["PING"]).await.is_err());
+    let _ = with.command(&node.addr(), &["SHUTDOWN", "NOSAVE"]).await;
+    if let Some(mut c) = node.child.take() {
+        let _ = c.wait();
+    }
+}
