@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use synckairos::audit;
 use synckairos_tests::postgres::Postgres;
-use synckairos_tests::{Api, Backend, TestServer, id_of, session_body, wait_until};
+use synckairos_tests::redis::RedisServer;
+use synckairos_tests::{Api, Backend, Provisioned, TestServer, id_of, session_body, wait_until};
 
 async fn start_pg() -> Postgres {
     let pg = tokio::task::spawn_blocking(Postgres::start)
@@ -19,11 +20,20 @@ async fn start_pg() -> Postgres {
     pg
 }
 
+/// A server on `backend` with the audit trail in `pg`. A Redis backend gets
+/// its own redis-server: every consumer on one Redis joins the same group,
+/// so a server sharing Redis with another test could write that test's
+/// events into its own PostgreSQL.
 async fn server(backend: Backend, pg: &Postgres) -> TestServer {
-    TestServer::builder(&backend)
-        .env("DATABASE_URL", pg.url())
-        .start()
-        .await
+    let mut b = TestServer::builder(&backend).env("DATABASE_URL", pg.url());
+    if matches!(backend, Backend::Redis) {
+        let redis = RedisServer::start().await.expect("redis-server");
+        b = b.provisioned(Provisioned {
+            env: redis.env(),
+            guard: Some(redis),
+        });
+    }
+    b.start().await
 }
 
 /// Every page of a session's history, following `next_cursor`.
