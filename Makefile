@@ -23,7 +23,7 @@ test: $(PREREQS)
 	@for t in $(EXTRA_TESTS); do echo "== make $$t"; $(MAKE) $$t || exit 1; done
 
 test-rust:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 
 build:
