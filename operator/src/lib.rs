@@ -21,6 +21,7 @@
 //!
 //! Binaries: `synckairos-operator` (`src/main.rs`: configuration, leader election, the
 //! controller) and `crdgen` (prints the CRD; `make crds`).
+#![warn(missing_docs)]
 pub mod build;
 pub mod crd;
 pub mod http;
