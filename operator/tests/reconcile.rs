@@ -211,6 +211,7 @@ fn writes(log: &[(String, String, String, String)]) -> Vec<String> {
 #[derive(Default)]
 struct FakeProbes {
     redis_ok: AtomicBool,
+    redis_down: AtomicBool,
     server_ready: AtomicBool,
     formed_with: Mutex<Vec<(Vec<String>, Option<String>)>>,
 }
@@ -227,6 +228,9 @@ impl Probes for FakeProbes {
             .lock()
             .unwrap()
             .push((addrs.to_vec(), password));
+        if self.redis_down.load(Ordering::SeqCst) {
+            return Err(format!("node {}: connection refused", addrs[0]));
+        }
         let ok = self.redis_ok.load(Ordering::SeqCst);
         Ok(ClusterReport {
             state: if ok { "ok" } else { "fail" }.into(),
@@ -591,4 +595,53 @@ async fn external_services_and_no_audit_skip_their_objects() {
     assert_eq!(s.cond("MigrationsComplete").1, "NotNeeded");
     assert_eq!(s.cond("RedisReady").1, "External");
     assert_eq!(s.skc.name_any(), "demo");
+}
+
+#[tokio::test]
+async fn a_failed_migration_and_an_unreachable_redis_are_reported_and_block_the_rollout() {
+    let mut s = Scenario::new(json!({"image": "synckairos:2.0"}));
+    s.reconcile().await.unwrap();
+    s.api.set_status(
+        "statefulsets",
+        "demo-postgres",
+        json!({"replicas": 1, "readyReplicas": 1}),
+    );
+    s.redis_pods_running(6);
+    s.probes.redis_down.store(true, Ordering::SeqCst);
+    s.reconcile().await.unwrap();
+    let (status, reason, _) = s.cond("RedisReady");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ClusterUnreachable")
+    );
+    let job = names::migration("demo", "synckairos:2.0");
+    s.api.set_status(
+        "jobs",
+        &job,
+        json!({"failed": 7, "conditions": [{"type": "Failed", "status": "True"}]}),
+    );
+    s.api.take_log();
+    let a = s.reconcile().await.unwrap();
+    assert_eq!(
+        a,
+        Action::requeue(std::time::Duration::from_secs(10)),
+        "keeps polling"
+    );
+    let (status, reason, _) = s.cond("MigrationsComplete");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "MigrationFailed")
+    );
+    let w = writes(&s.api.take_log());
+    assert!(
+        !w.iter()
+            .any(|x| x.starts_with("deployments/") || x.starts_with("jobs/")),
+        "{w:?}"
+    );
+    assert_eq!(
+        s.cond("Ready").1,
+        "RedisReadyFalse",
+        "the first failing part explains Ready"
+    );
+    assert!(s.skc.status.as_ref().unwrap().migrated_image.is_none());
 }
