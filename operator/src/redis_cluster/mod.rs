@@ -274,6 +274,27 @@ pub async fn ensure_cluster(
         nodes = wait_for(admin, addrs, deadline, |n| unmet(n).is_empty()).await?;
     }
 
+    // Slots and roles are only decided on a converged view: a node that does not see all
+    // the others yet could hand out slots someone else already owns.
+    if !unmet(&nodes).is_empty() {
+        let view = &nodes[0].view;
+        return Ok(ClusterReport {
+            state: "forming".into(),
+            slots_assigned: view
+                .iter()
+                .filter(|l| l.is_primary())
+                .map(NodeLine::slot_count)
+                .sum(),
+            nodes: view.len(),
+            primaries: view
+                .iter()
+                .filter(|l| l.is_primary() && l.slot_count() > 0)
+                .count(),
+            replicas: view.iter().filter(|l| l.master.is_some()).count(),
+            actions,
+        });
+    }
+
     // 2. Forget ids that failed and are no pod of ours any more (a pod that lost its volume).
     let ours: BTreeSet<String> = nodes.iter().map(|n| n.id.clone()).collect();
     for n in &nodes {
