@@ -186,3 +186,80 @@ async fn postgres_down_keeps_the_service_ready_and_loses_nothing() {
         .collect();
     assert_eq!(versions, (1..=12).collect::<Vec<u64>>());
 }
+
+/// An instance killed (SIGKILL) with audit entries pending: another
+/// instance's consumer claims them once they have been idle for the claim
+/// time (60 s by default), and writes each once. Takes about a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_a_killed_instance_are_claimed_by_another() {
+    let pg = start_pg().await;
+    let redis = RedisServer::start().await.expect("redis-server");
+    let shared = Provisioned {
+        env: redis.env(),
+        guard: Some(redis),
+    };
+    // Instance A's PostgreSQL does not exist: its consumer takes entries,
+    // fails to write them, and keeps them pending under its name.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let a = TestServer::builder(&Backend::Redis)
+        .provisioned(shared.clone())
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{dead}/postgres"),
+        )
+        .start()
+        .await;
+    // Long clocks: nothing may expire while the entries wait to be claimed.
+    let body = session_body("per_participant", &["a", "b"], 3_600_000);
+    let id = id_of(&body);
+    a.api().create_started(&body).await;
+    for _ in 0..5 {
+        a.api().switch(&id, &json!({})).await;
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "A holds entries it cannot write",
+        || async {
+            let r = a.api().get("/ready").await;
+            r.body["audit"]["database_ok"] == json!(false)
+        },
+    )
+    .await;
+    let pid = a.pid().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+
+    let started = std::time::Instant::now();
+    let b = TestServer::builder(&Backend::Redis)
+        .provisioned(shared.clone())
+        .env("DATABASE_URL", pg.url())
+        .start()
+        .await;
+    wait_until(Duration::from_secs(150), "B wrote A's 7 events", || async {
+        let r = b.api().get(&format!("/v1/sessions/{id}/events")).await;
+        r.status == 200 && r.body["data"].as_array().map(Vec::len) == Some(7)
+    })
+    .await;
+    let versions: Vec<u64> = history(b.api(), &id, 100)
+        .await
+        .iter()
+        .filter_map(|e| e["version"].as_u64())
+        .collect();
+    assert_eq!(versions, (1..=7).collect::<Vec<u64>>());
+    let metrics = b.api().get("/metrics").await.text;
+    assert!(
+        metrics.contains("synckairos_audit_claimed_total 7"),
+        "{metrics}"
+    );
+    println!(
+        "claimed from the killed instance and written {:.1}s after B started",
+        started.elapsed().as_secs_f64()
+    );
+    drop(a);
+}
