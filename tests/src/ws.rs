@@ -21,9 +21,11 @@ pub enum WsEvent {
     Text(String),
     /// A binary frame (the server never sends these).
     Binary(usize),
-    /// A close frame (`code`, `reason`), or `None` for a close without a
-    /// frame / an abrupt end of the stream.
+    /// A close frame (`code`, `reason`), or `None` for an end of the stream
+    /// without a close frame.
     Closed(Option<(u16, String)>),
+    /// The connection failed (reset, protocol error): what tungstenite said.
+    Broken(String),
 }
 
 /// A test's WebSocket connection.
@@ -90,7 +92,7 @@ impl WsClient {
                 });
             match next {
                 None => return WsEvent::Closed(None),
-                Some(Err(_)) => return WsEvent::Closed(None),
+                Some(Err(e)) => return WsEvent::Broken(e.to_string()),
                 Some(Ok(Message::Text(t))) => {
                     let s = t.as_str();
                     return match serde_json::from_str(s) {
