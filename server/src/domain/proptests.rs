@@ -349,7 +349,11 @@ fn per_cycle_turns_start_fresh_and_waiting_players_show_a_full_turn() {
         "sync_mode": "per_cycle", "total_time_ms": 60_000, "time_per_cycle_ms": 10_000,
         "participants": [{"participant_id": "x"}, {"participant_id": "y"}]
     });
-    let s = run(&CreateSpec::from_json(&body).unwrap().into_session(0), Command::Start, 0);
+    let s = run(
+        &CreateSpec::from_json(&body).unwrap().into_session(0),
+        Command::Start,
+        0,
+    );
     let s = run(&s, sw(), 600);
     let r = SyncState::render(&s, 1_000);
     assert_eq!(r.participants[0].time_remaining_ms, 10_000);
