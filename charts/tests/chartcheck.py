@@ -74,6 +74,63 @@ def crd_version(crd, name="v1alpha1"):
     raise SystemExit(f"CRD has no version {name}")
 
 
+# CEL rules (x-kubernetes-validations) of the CRD that this script understands. JSON Schema
+# can say the first shape (if/then), so values.schema.json refuses it at install time; the
+# second compares two fields, which only validate-custom checks. An unknown rule fails
+# validate-custom, so a new rule in operator/src/crd.rs cannot slip past these tests.
+CEL_NEEDS_WHEN = re.compile(r"^self\.(\w+) != '([^']*)' \|\| has\(self\.(\w+)\)$")
+CEL_LESS_EQUAL = re.compile(r"^self\.(\w+) <= self\.(\w+)$")
+
+
+def cel_as_jsonschema(rule):
+    """JSON Schema for a CEL rule, or None when JSON Schema cannot say it."""
+    m = CEL_NEEDS_WHEN.match(rule)
+    if m:
+        field, value, needed = m.groups()
+        return {
+            "if": {"properties": {field: {"const": value}}, "required": [field]},
+            "then": {"required": [needed], "properties": {needed: {"type": "string"}}},
+        }
+    return None
+
+
+def cel_holds(rule, obj):
+    """Evaluates one supported CEL rule on an object (defaults already applied)."""
+    m = CEL_NEEDS_WHEN.match(rule)
+    if m:
+        field, value, needed = m.groups()
+        return obj.get(field) != value or obj.get(needed) is not None
+    m = CEL_LESS_EQUAL.match(rule)
+    if m:
+        a, b = m.groups()
+        return obj.get(a) is None or obj.get(b) is None or obj[a] <= obj[b]
+    raise ValueError(f"chartcheck.py cannot evaluate the CEL rule {rule!r}: teach cel_holds() about it")
+
+
+def cel_errors(schema, value, path=""):
+    """Every x-kubernetes-validations rule of a structural schema that `value` breaks."""
+    errs = []
+    if value is None:
+        return errs
+    for v in schema.get("x-kubernetes-validations", []):
+        try:
+            if not cel_holds(v["rule"], value):
+                errs.append(f"{path or '<root>'}: {v.get('message', v['rule'])}")
+        except ValueError as e:
+            errs.append(f"{path or '<root>'}: {e}")
+    if isinstance(value, dict):
+        for k, sub in (schema.get("properties") or {}).items():
+            if k in value:
+                errs += cel_errors(sub, value[k], f"{path}/{k}")
+        if isinstance(schema.get("additionalProperties"), dict):
+            for k, v in value.items():
+                errs += cel_errors(schema["additionalProperties"], v, f"{path}/{k}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(value):
+            errs += cel_errors(schema["items"], v, f"{path}/{i}")
+    return errs
+
+
 def openapi_to_jsonschema(node, strict=True):
     """Turns a CRD's structural OpenAPI v3 schema into JSON Schema.
 
@@ -82,7 +139,8 @@ def openapi_to_jsonschema(node, strict=True):
     - strict: an object with `properties` and no `additionalProperties` /
       `x-kubernetes-preserve-unknown-fields` refuses unknown keys. The API
       server would silently prune them; in values a typo should fail instead.
-    - other `x-kubernetes-*` extensions are dropped (JSON Schema has no meaning for them).
+    - CEL rules JSON Schema can express (cel_as_jsonschema) become `allOf` if/then;
+      other `x-kubernetes-*` extensions are dropped (validate-custom evaluates the CEL rules).
     """
     if isinstance(node, list):
         return [openapi_to_jsonschema(n, strict) for n in node]
@@ -110,6 +168,9 @@ def openapi_to_jsonschema(node, strict=True):
         out["required"] = [r for r in out["required"] if "default" not in node["properties"].get(r, {})]
         if not out["required"]:
             del out["required"]
+    cel = [c for c in (cel_as_jsonschema(v["rule"]) for v in node.get("x-kubernetes-validations", [])) if c]
+    if cel:
+        out["allOf"] = out.get("allOf", []) + cel
     if (
         strict
         and "properties" in node
@@ -261,6 +322,8 @@ def cmd_validate_custom(args):
                 p.check(bool(d["metadata"].get("namespace")), f"{kind}/{name}: no namespace")
             for err in schema_errors(cr_schema, d):
                 p.add(f"{kind}/{name}: {err}")
+            for err in cel_errors(version["schema"]["openAPIV3Schema"], d):
+                p.add(f"{kind}/{name}: {err}")
         elif kind == "ServiceMonitor":
             seen += 1
             for err in schema_errors(SERVICE_MONITOR_SCHEMA, d):
@@ -282,34 +345,83 @@ def labels_match(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def rule_allows(rules, group, resource, verbs):
+def granted(rules):
+    """{(group, resource, resourceName or None): verbs} of a list of PolicyRules."""
+    out = {}
     for r in rules:
-        if group in r.get("apiGroups", []) and resource in r.get("resources", []):
-            if "resourceNames" in r:
-                continue
-            if set(verbs) <= set(r.get("verbs", [])):
-                return True
-    return False
+        for g in r.get("apiGroups", []):
+            for res in r.get("resources", []):
+                for name in r.get("resourceNames") or [None]:
+                    out.setdefault((g, res, name), set()).update(r.get("verbs", []))
+    return out
 
 
-# What the operator reconciles (issue 5) and the verbs it needs on each.
-WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
+def compare_grants(p, what, rules, needs):
+    """Least privilege both ways: every call the operator makes is allowed, nothing else is."""
+    have = granted(rules)
+    want = {(g, res, name): set(verbs) for g, res, name, verbs in needs}
+    for key in sorted(set(have) | set(want), key=str):
+        g, res, name = key
+        label = f"{g or 'core'}/{res}" + (f" {name!r}" if name else "")
+        missing = sorted(want.get(key, set()) - have.get(key, set()))
+        extra = sorted(have.get(key, set()) - want.get(key, set()))
+        p.check(not missing, f"{what} misses {missing} on {label}")
+        p.check(not extra, f"{what} grants {extra} on {label}, which the operator never uses")
+
+
+# Every Kubernetes API call in operator/src, as (group, resource, resourceName, verbs).
+# Keep in step with the operator: main.rs (Controller::new/.owns: list+watch),
+# reconcile.rs (apply = server-side apply patch, which creates through `create`;
+# get_opt; Secret create; Pod list; patch_status; kube-runtime's Recorder).
 OPERATOR_NEEDS = [
-    ("synckairos.io", "synckairosclusters", ["get", "list", "watch", "patch"]),
-    ("synckairos.io", "synckairosclusters/status", ["get", "patch"]),
-    ("synckairos.io", "synckairosclusters/finalizers", ["update"]),
-    ("apps", "statefulsets", WRITE),
-    ("apps", "deployments", WRITE),
-    ("", "services", WRITE),
-    ("", "configmaps", WRITE),
-    ("", "secrets", WRITE),
-    ("batch", "jobs", WRITE),
-    ("policy", "poddisruptionbudgets", WRITE),
-    ("autoscaling", "horizontalpodautoscalers", WRITE),
-    ("networking.k8s.io", "ingresses", WRITE),
-    ("", "pods", ["get", "list"]),
-    ("", "events", ["create"]),
+    ("synckairos.io", "synckairosclusters", None, ["list", "watch"]),
+    ("synckairos.io", "synckairosclusters/status", None, ["patch"]),
+    ("apps", "statefulsets", None, ["list", "watch", "create", "patch"]),
+    ("apps", "deployments", None, ["get", "list", "watch", "create", "patch"]),
+    ("batch", "jobs", None, ["get", "list", "watch", "create", "patch"]),
+    ("", "services", None, ["list", "watch", "create", "patch"]),
+    ("", "configmaps", None, ["create", "patch"]),
+    ("policy", "poddisruptionbudgets", None, ["create", "patch"]),
+    ("autoscaling", "horizontalpodautoscalers", None, ["create", "patch"]),
+    ("networking.k8s.io", "ingresses", None, ["create", "patch"]),
+    ("", "secrets", None, ["get", "create"]),
+    ("", "pods", None, ["list"]),
+    ("events.k8s.io", "events", None, ["create", "patch"]),
 ]
+
+
+def lease_needs(lease_name):
+    """leader.rs: get_opt, create when absent, replace (PUT) to renew, take over or release."""
+    return [
+        ("coordination.k8s.io", "leases", None, ["create"]),
+        ("coordination.k8s.io", "leases", lease_name, ["get", "update"]),
+    ]
+
+
+OPERATOR_SRC = REPO / "operator" / "src"
+
+
+def operator_facts(p):
+    """What the chart must agree with, read from the operator's source (read-only):
+    the environment it reads, its HTTP paths, the server port and pod labels."""
+    def grab(rel, pattern, what, many=False):
+        text = (OPERATOR_SRC / rel).read_text()
+        found = re.findall(pattern, text, re.S)
+        if not found:
+            p.add(f"cannot find {what} in operator/src/{rel}: update chartcheck.py")
+            return set() if many else None
+        return set(found) if many else found[0]
+
+    return {
+        "env": grab("main.rs", r'env = "([A-Z_]+)"', "the clap env names", many=True) | {"RUST_LOG"},
+        "paths": grab("http.rs", r'\.route\("(/[a-z]+)"', "the HTTP routes", many=True),
+        "server_port": int(grab("build/mod.rs", r"pub const SERVER_PORT: i32 = (\d+);", "SERVER_PORT") or 0),
+        "app_name": grab("build/mod.rs", r'"app\.kubernetes\.io/name"\.to_string\(\),\s*"([a-z0-9-]+)"\.to_string\(\)', "the app.kubernetes.io/name label"),
+        "components": {
+            c: grab(f"build/{c}.rs", r'pub const COMPONENT: &str = "([a-z-]+)";', f"{c}::COMPONENT")
+            for c in ("server", "redis", "postgres")
+        },
+    }
 
 
 def cmd_assert_render(args):
@@ -340,6 +452,7 @@ def cmd_assert_render(args):
             for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by", "helm.sh/chart"):
                 p.check(k in labels, f"{d['kind']}/{md.get('name')}: missing label {k}")
 
+    facts = operator_facts(p)
     op = values["operator"]
     deps = by_kind.get("Deployment", [])
     if p.check(len(deps) == 1, f"expected one Deployment, got {len(deps)}"):
@@ -367,6 +480,11 @@ def cmd_assert_render(args):
             got = c.get(probe, {}).get("httpGet", {})
             p.check(got.get("path") == path and got.get("port") in ("http-metrics", values["metrics"]["port"]), f"{probe} is not GET {path} on the metrics port: {got}")
         env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+        chart_env = set(env) - {e["name"] for e in op["extraEnv"]}
+        p.check(chart_env == facts["env"], f"the chart sets env {sorted(chart_env)}, the operator reads {sorted(facts['env'])}")
+        for probe in ("livenessProbe", "readinessProbe"):
+            path = c.get(probe, {}).get("httpGet", {}).get("path")
+            p.check(path in facts["paths"], f"{probe} path {path!r} is not an operator route {sorted(facts['paths'])}")
         p.check(env.get("WATCH_NAMESPACE") == values["watchNamespace"], f"WATCH_NAMESPACE {env.get('WATCH_NAMESPACE')!r} != watchNamespace {values['watchNamespace']!r}")
         for e in op["extraEnv"]:
             p.check(e["name"] in env, f"extraEnv {e['name']} missing")
@@ -398,16 +516,14 @@ def cmd_assert_render(args):
             main_roles = by_kind.get("ClusterRole", [])
         if p.check(len(main_roles) == 1, f"expected one main (Cluster)Role, got {len(main_roles)}"):
             rules = main_roles[0]["rules"]
-            for group, res, verbs in OPERATOR_NEEDS:
-                p.check(rule_allows(rules, group, res, verbs), f"RBAC misses {verbs} on {group or 'core'}/{res}")
+            compare_grants(p, "operator RBAC", rules, OPERATOR_NEEDS)
             p.check(not any("*" in r.get("verbs", []) or "*" in r.get("resources", []) for r in rules), "RBAC uses wildcards")
         if op["leaderElection"]["enabled"]:
             lease_roles = [r for r in by_kind.get("Role", []) if r["metadata"]["namespace"] == release_ns and r["metadata"]["name"].endswith("-leader-election")]
             if p.check(len(lease_roles) == 1, "no leader-election Role in the release namespace"):
-                rules = lease_roles[0]["rules"]
-                p.check(rule_allows(rules, "coordination.k8s.io", "leases", ["create"]), "cannot create the Lease")
-                named = [r for r in rules if "leases" in r.get("resources", []) and r.get("resourceNames") == [op["leaderElection"]["leaseName"]]]
-                p.check(bool(named) and {"get", "update"} <= set(named[0]["verbs"]), "cannot get/update the Lease by name")
+                compare_grants(p, "leader-election RBAC", lease_roles[0]["rules"], lease_needs(op["leaderElection"]["leaseName"]))
+        else:
+            p.check(not any(r["metadata"]["name"].endswith("-leader-election") for r in by_kind.get("Role", [])), "leader-election Role rendered while leader election is off")
         roles = {(r["kind"], r["metadata"]["name"]) for r in by_kind.get("Role", []) + by_kind.get("ClusterRole", [])}
         for b in by_kind.get("RoleBinding", []) + by_kind.get("ClusterRoleBinding", []):
             p.check((b["roleRef"]["kind"], b["roleRef"]["name"]) in roles, f"{b['kind']} {b['metadata']['name']} refers to a role not rendered")
@@ -447,12 +563,29 @@ def cmd_assert_render(args):
         if p.check(len(nps) == 1, "networkPolicy.enabled but no NetworkPolicy"):
             np_ = nps[0]
             sel = np_["spec"]["podSelector"]["matchLabels"]
-            cname = cl["name"] or (crs[0]["metadata"]["name"] if crs else None)
+            cname = cl["name"] or (crs[0]["metadata"]["name"] if crs else "sk")  # run.sh: release "sk"
             if cname:
                 p.check(sel.get("app.kubernetes.io/instance") == cname, "NetworkPolicy does not select this cluster's pods")
-            p.check(sel.get("app.kubernetes.io/component") == "server", "NetworkPolicy does not select server pods")
-            ports = [pt["port"] for rule in np_["spec"]["ingress"] for pt in rule.get("ports", [])]
-            p.check(ports == [values["networkPolicy"]["serverPort"]], f"NetworkPolicy opens {ports}")
+            want_sel = {"app.kubernetes.io/name": facts["app_name"], "app.kubernetes.io/component": facts["components"]["server"]}
+            p.check(all(sel.get(k) == v for k, v in want_sel.items()), f"NetworkPolicy selects {sel}, the operator labels server pods {want_sel}")
+            ports = {pt["port"] for rule in np_["spec"]["ingress"] for pt in rule.get("ports", [])}
+            p.check(ports == {facts["server_port"]}, f"NetworkPolicy opens {sorted(ports)}, the server listens on {facts['server_port']}")
+            if values["networkPolicy"]["ingressFrom"]:
+                op_sel = deps[0]["spec"]["selector"]["matchLabels"] if deps else {}
+                p.check(
+                    any(
+                        f.get("podSelector", {}).get("matchLabels") == op_sel
+                        and f.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": release_ns}
+                        for rule in np_["spec"]["ingress"]
+                        for f in rule.get("from", [])
+                    ),
+                    "NetworkPolicy with ingressFrom shuts out the operator's /ready probe",
+                )
+            if values["networkPolicy"]["egress"]["restrict"]:
+                peers = [f.get("podSelector", {}).get("matchLabels", {}) for rule in np_["spec"].get("egress", []) for f in rule.get("to", [])]
+                for comp in ("redis", "postgres"):
+                    want_peer = {"app.kubernetes.io/name": facts["app_name"], "app.kubernetes.io/instance": cname, "app.kubernetes.io/component": facts["components"][comp]}
+                    p.check(want_peer in peers, f"restricted egress does not reach the {comp} pods {want_peer}")
             p.check(("Egress" in np_["spec"]["policyTypes"]) == values["networkPolicy"]["egress"]["restrict"], "Egress policy type differs from egress.restrict")
     else:
         p.check(not nps, "NetworkPolicy rendered while disabled")

@@ -105,11 +105,20 @@ it follows watchNamespace unless set explicitly (and then must agree).
 {{- end }}
 
 {{/*
-Labels the operator puts on the server pods of a SyncKairosCluster; the
-NetworkPolicy selects pods with them. Keep in step with the operator's builders.
+Labels the operator puts on the server pods of a SyncKairosCluster
+(operator/src/build/mod.rs selector_labels with server::COMPONENT); the
+NetworkPolicy selects pods with them. chartcheck.py compares them with the source.
 */}}
 {{- define "synckairos-operator.serverPodLabels" -}}
 app.kubernetes.io/name: synckairos
 app.kubernetes.io/instance: {{ include "synckairos-operator.clusterName" . }}
 app.kubernetes.io/component: server
+{{- end }}
+
+{{/*
+Container port of the server pods: operator/src/build/mod.rs SERVER_PORT (fixed
+by the operator, not configurable; chartcheck.py compares it with the source).
+*/}}
+{{- define "synckairos-operator.serverPort" -}}
+8080
 {{- end }}
