@@ -9,9 +9,9 @@ CHART_VENV := $(CURDIR)/$(CHART_TESTS)/.venv
 HELM := $(CHART_TOOLS)/helm
 CHART_PYTHON := $(CHART_VENV)/bin/python
 
-# Wired into `make test` once the operator's CRD is in crds/ (the suite needs it).
-# PREREQS += helm-prereqs
-# EXTRA_TESTS += test-helm
+# Part of `make test`: the tools are installed first, then the suite runs after the Rust tests.
+PREREQS += helm-prereqs
+EXTRA_TESTS += test-helm
 
 .PHONY: chart-crds chart-docs
 
