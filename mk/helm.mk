@@ -48,6 +48,6 @@ chart-crds: $(CHART_VENV)/.installed
 test-helm: helm-prereqs
 	HELM=$(HELM) CHART_PYTHON=$(CHART_PYTHON) bash $(CHART_TESTS)/run.sh
 
-## chart-docs: regenerate the values table of docs/helm.md from values.yaml's comments
+## chart-docs: regenerate the values table of docs/helm.md and README.md from values.yaml's comments
 chart-docs: $(CHART_VENV)/.installed
 	$(CHART_PYTHON) $(CHART_TESTS)/chartcheck.py values-table --write

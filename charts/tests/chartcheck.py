@@ -6,8 +6,9 @@ Subcommands (each exits non-zero with one line per problem on failure):
   validate-custom RENDERED      SyncKairosCluster objects against the CRD's openAPIV3Schema,
                                 ServiceMonitor objects against the subset of its schema we use
   assert-render RENDERED VALUES... the rendered objects say what the merged values ask for
-  values-doc                    every value in values.yaml is commented and listed in docs/helm.md
-  values-table [--write]        prints (or writes into docs/helm.md) the values table from values.yaml
+  values-doc                    every value in values.yaml is commented, and the values table of
+                                docs/helm.md and README.md is the one values.yaml gives
+  values-table [--write]        prints (or writes into docs/helm.md and README.md) the values table
 
 Why a script: the custom resource is not a built-in kind, so kubernetes-validate
 skips it; and "the chart does what its values say" needs the values to compute
@@ -27,7 +28,8 @@ REPO = HERE.parent.parent
 CHART = REPO / "charts" / "synckairos-operator"
 CRD_FILE = CHART / "crds" / "synckairos.io_synckairosclusters.yaml"
 VALUES_SCHEMA = CHART / "values.schema.json"
-DOCS = REPO / "docs" / "helm.md"
+# Files that carry the generated values table (between TABLE_START and TABLE_END).
+DOCS = [REPO / "docs" / "helm.md", REPO / "README.md"]
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -647,15 +649,18 @@ def values_table():
 
 
 def cmd_values_table(args):
-    """Writes (--write) the table between the markers in docs/helm.md, or prints it."""
+    """Writes (--write) the table between the markers of every DOCS file, or prints it."""
     table = values_table()
     if args[:1] != ["--write"]:
         print(table)
         return
-    text = DOCS.read_text()
-    start, end = text.index(TABLE_START), text.index(TABLE_END)
-    DOCS.write_text(text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:])
-    print(f"  wrote the values table into {DOCS.relative_to(REPO)}")
+    for doc in DOCS:
+        text = doc.read_text()
+        if TABLE_START not in text or TABLE_END not in text:
+            raise SystemExit(f"{doc.relative_to(REPO)} has no values-table markers: add\n{TABLE_START}\n{TABLE_END}")
+        start, end = text.index(TABLE_START), text.index(TABLE_END)
+        doc.write_text(text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:])
+        print(f"  wrote the values table into {doc.relative_to(REPO)}")
 
 
 def cmd_values_doc(_args):
@@ -674,12 +679,14 @@ def cmd_values_doc(_args):
     for k in names:
         if not covered(k):
             p.add(f"values.yaml: {k} has no `# --` comment")
-    docs = DOCS.read_text() if DOCS.exists() else ""
-    p.check(
-        f"{TABLE_START}\n{values_table()}\n{TABLE_END}" in docs,
-        "docs/helm.md values table is not the one values.yaml's comments give: run `make chart-docs`",
-    )
-    p.exit(f"{len(documented)} documented values, the docs/helm.md table matches values.yaml")
+    want = f"{TABLE_START}\n{values_table()}\n{TABLE_END}"
+    for doc in DOCS:
+        text = doc.read_text() if doc.exists() else ""
+        p.check(
+            want in text,
+            f"{doc.relative_to(REPO)}: values table is not the one values.yaml's comments give: run `make chart-docs`",
+        )
+    p.exit(f"{len(documented)} documented values, the values tables of {', '.join(str(d.relative_to(REPO)) for d in DOCS)} match values.yaml")
 
 
 COMMANDS = {
