@@ -14,6 +14,8 @@
 //!   (meet, even slot assignment, replica attachment, new-address repair; idempotent).
 //! - [`reconcile`]: the pipeline itself (apply order, migration gate, events, backoff) and
 //!   the [`reconcile::Probes`] trait for talking to Redis pods and the server Service.
+//! - [`prune`]: pure choice of the objects the operator created that the spec no longer
+//!   wants (the reconciler lists and deletes them).
 //! - [`status`]: pure status computation (conditions with stable transition times).
 //! - [`metrics`]: the operator's own Prometheus metrics; [`http`] serves them with
 //!   `/healthz` and `/readyz`.
@@ -27,6 +29,7 @@ pub mod crd;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod prune;
 pub mod reconcile;
 pub mod redis_cluster;
 pub mod status;

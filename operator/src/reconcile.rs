@@ -9,6 +9,11 @@
 //! controller owner reference, so deleting the `SyncKairosCluster` garbage-collects every
 //! object (PVCs of the StatefulSets are kept, as Kubernetes does by default): no finalizer
 //! is needed and none is added. Status is written at every reconcile, also on failure.
+//!
+//! After the applies, objects this operator created for the cluster that the spec no longer
+//! wants (an Ingress or HPA removed from the spec, managed stores switched to external) are
+//! deleted: [`crate::prune`] decides from the desired and the listed objects, this module
+//! lists and deletes. Generated Secrets and PVCs are never deleted.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -18,11 +23,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
@@ -33,6 +41,7 @@ use serde::de::DeserializeOwned;
 use crate::build::{self, FIELD_MANAGER, REDIS_PORT, names, postgres, redis, server};
 use crate::crd::{PostgresMode, RedisClusterStatus, RedisMode, SyncKairosCluster};
 use crate::metrics::Metrics;
+use crate::prune::{self, Doomed, Kind};
 use crate::redis_cluster::{ClusterReport, TcpAdmin, ensure_cluster};
 use crate::status::{self, Observed, Part};
 use crate::validate::{Checked, validate};
@@ -219,6 +228,119 @@ where
     api.get_opt(name)
         .await
         .map_err(kube_err("get", &K::kind(&()), name))
+}
+
+/// Metadata of the objects of one kind that match a label selector.
+async fn list_meta<K>(client: &Client, ns: &str, selector: &str) -> Result<Vec<ObjectMeta>, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let list = api
+        .list_metadata(&ListParams::default().labels(selector))
+        .await
+        .map_err(kube_err("list", &K::kind(&()), selector))?;
+    Ok(list.items.into_iter().map(|o| o.metadata).collect())
+}
+
+/// Deletes one object (background propagation, so a StatefulSet's or Job's pods go too;
+/// the uid precondition makes sure it is the object that was judged). `false` when it was
+/// already gone or was replaced in between: the next reconcile judges again.
+async fn delete_one<K>(client: &Client, ns: &str, d: &Doomed) -> Result<bool, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let mut dp = DeleteParams::background();
+    if let Some(uid) = &d.uid {
+        dp = dp.preconditions(Preconditions {
+            uid: Some(uid.clone()),
+            resource_version: None,
+        });
+    }
+    match api.delete(&d.name, &dp).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.is_not_found() || s.is_conflict() => Ok(false),
+        Err(e) => Err(kube_err("delete", &K::kind(&()), &d.name)(e)),
+    }
+}
+
+async fn list_kind(
+    client: &Client,
+    ns: &str,
+    kind: Kind,
+    sel: &str,
+) -> Result<Vec<ObjectMeta>, Error> {
+    match kind {
+        Kind::Ingress => list_meta::<Ingress>(client, ns, sel).await,
+        Kind::HorizontalPodAutoscaler => {
+            list_meta::<HorizontalPodAutoscaler>(client, ns, sel).await
+        }
+        Kind::PodDisruptionBudget => list_meta::<PodDisruptionBudget>(client, ns, sel).await,
+        Kind::StatefulSet => list_meta::<StatefulSet>(client, ns, sel).await,
+        Kind::Service => list_meta::<Service>(client, ns, sel).await,
+        Kind::ConfigMap => list_meta::<ConfigMap>(client, ns, sel).await,
+        Kind::Job => list_meta::<Job>(client, ns, sel).await,
+    }
+}
+
+async fn delete_kind(client: &Client, ns: &str, d: &Doomed) -> Result<bool, Error> {
+    match d.kind {
+        Kind::Ingress => delete_one::<Ingress>(client, ns, d).await,
+        Kind::HorizontalPodAutoscaler => delete_one::<HorizontalPodAutoscaler>(client, ns, d).await,
+        Kind::PodDisruptionBudget => delete_one::<PodDisruptionBudget>(client, ns, d).await,
+        Kind::StatefulSet => delete_one::<StatefulSet>(client, ns, d).await,
+        Kind::Service => delete_one::<Service>(client, ns, d).await,
+        Kind::ConfigMap => delete_one::<ConfigMap>(client, ns, d).await,
+        Kind::Job => delete_one::<Job>(client, ns, d).await,
+    }
+}
+
+/// Deletes what this operator created for the cluster and the spec no longer wants: lists
+/// the prunable kinds with our label selector in the cluster's namespace, lets
+/// [`prune::plan`] decide, deletes, and records an Event and a log line per deletion.
+async fn prune_undesired(
+    ctx: &Context,
+    skc: &SyncKairosCluster,
+    c: &Checked,
+    desired: &build::Desired,
+    server_settled: bool,
+) -> Result<(), Error> {
+    let sel = prune::selector(&c.name);
+    let mut observed = Vec::new();
+    for kind in Kind::ALL {
+        let metas = list_kind(&ctx.client, &c.namespace, kind, &sel).await?;
+        observed.extend(metas.into_iter().map(|meta| prune::Observed { kind, meta }));
+    }
+    for d in prune::plan(desired, server_settled, &c.owner.uid, &c.name, &observed) {
+        if delete_kind(&ctx.client, &c.namespace, &d).await? {
+            tracing::info!(
+                cluster = %Context::key(skc),
+                kind = d.kind.as_str(),
+                name = %d.name,
+                "deleted an object the spec no longer wants"
+            );
+            publish(
+                ctx,
+                skc,
+                EventType::Normal,
+                "Deleted",
+                format!(
+                    "deleted {} {}: no longer in the spec",
+                    d.kind.as_str(),
+                    d.name
+                ),
+            )
+            .await;
+        }
+    }
+    Ok(())
 }
 
 fn random_password() -> String {
@@ -701,6 +823,11 @@ async fn reconcile_inner(skc: &SyncKairosCluster, ctx: &Context) -> Result<Actio
         get_opt::<Deployment>(client, &ns, &names::server(&c.name)).await?
     };
     let (server_part, ready_replicas, replicas) = server_part(&c, deployment.as_ref());
+
+    // prune what the spec no longer wants; the stores only once no server pod may use them
+    let server_settled = migrations.ok && deployment.as_ref().is_some_and(prune::rollout_settled);
+    prune_undesired(ctx, skc, &c, &desired, server_settled).await?;
+
     let endpoint = server::endpoint(&c);
     let answers_ready = server_part.ok && ctx.probes.server_ready(&endpoint).await;
 
