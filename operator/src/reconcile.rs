@@ -318,6 +318,7 @@ async fn prune_undesired(
         let metas = list_kind(&ctx.client, &c.namespace, kind, &sel).await?;
         observed.extend(metas.into_iter().map(|meta| prune::Observed { kind, meta }));
     }
+    let mut deleted = Vec::new();
     for d in prune::plan(desired, server_settled, &c.owner.uid, &c.name, &observed) {
         if delete_kind(&ctx.client, &c.namespace, &d).await? {
             tracing::info!(
@@ -326,19 +327,20 @@ async fn prune_undesired(
                 name = %d.name,
                 "deleted an object the spec no longer wants"
             );
-            publish(
-                ctx,
-                skc,
-                EventType::Normal,
-                "Deleted",
-                format!(
-                    "deleted {} {}: no longer in the spec",
-                    d.kind.as_str(),
-                    d.name
-                ),
-            )
-            .await;
+            deleted.push(format!("{} {}", d.kind.as_str(), d.name));
         }
+    }
+    // one Event naming every deletion (the recorder would fold one Event per deletion into
+    // a series showing only the last note)
+    if !deleted.is_empty() {
+        publish(
+            ctx,
+            skc,
+            EventType::Normal,
+            "Deleted",
+            format!("deleted, no longer in the spec: {}", deleted.join(", ")),
+        )
+        .await;
     }
     Ok(())
 }

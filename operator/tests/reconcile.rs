@@ -1,7 +1,8 @@
 //! Reconcile scenarios against a mocked Kubernetes API (tower-test, the pattern of
 //! kube-rs/controller-rs `fixtures.rs`). The fake API server keeps objects in memory, answers
-//! get/list/create/server-side-apply/status patches like the real one, logs every request
-//! in order, and can be told to fail a verb on a resource. Each test walks a scenario:
+//! get/list (with equality label selectors)/create/server-side-apply/status patches/delete
+//! (with a uid precondition) like the real one, gives objects a uid, logs every request in
+//! order, and can be told to fail a verb on a resource. Each test walks a scenario:
 //! the test plays the other controllers (marks pods ready, Jobs succeeded) between reconciles.
 
 use std::collections::BTreeMap;
@@ -27,6 +28,9 @@ struct State {
     /// (method, plural, name, subresource)
     log: Vec<(String, String, String, String)>,
     fail: Vec<(String, String)>,
+    /// (plural, name, DeleteOptions body) of every DELETE
+    deletes: Vec<(String, String, Value)>,
+    next_uid: u32,
 }
 
 #[derive(Clone, Default)]
@@ -51,6 +55,47 @@ fn b64(data: &[u8]) -> String {
         }
     }
     out
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The `k=v,k=v` label selector of a request URI (equality only, what the operator uses).
+fn label_selector(uri: &str) -> Vec<(String, String)> {
+    let query = uri.split_once('?').map(|(_, q)| q).unwrap_or("");
+    query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("labelSelector="))
+        .flat_map(|sel| {
+            percent_decode(sel)
+                .split(',')
+                .map(|p| {
+                    let (k, v) = p.split_once('=').expect("equality selector");
+                    (k.to_string(), v.to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn status_body(code: u16, reason: &str) -> Value {
@@ -103,10 +148,15 @@ impl FakeApi {
                 None => (404, status_body(404, "NotFound")),
             },
             ("GET", true, _) => {
+                let sel = label_selector(uri);
                 let items: Vec<Value> = st
                     .objects
                     .iter()
                     .filter(|((p, _), _)| *p == plural)
+                    .filter(|(_, v)| {
+                        sel.iter()
+                            .all(|(k, x)| v["metadata"]["labels"][k].as_str() == Some(x))
+                    })
                     .map(|(_, v)| v.clone())
                     .collect();
                 (
@@ -133,6 +183,8 @@ impl FakeApi {
                     .as_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| format!("gen-{}", st.log.len()));
+                st.next_uid += 1;
+                v["metadata"]["uid"] = json!(format!("uid-{}", st.next_uid));
                 st.objects.insert((plural, n), v.clone());
                 (201, v)
             }
@@ -147,13 +199,29 @@ impl FakeApi {
             ("PATCH", false, _) => {
                 // server-side apply: the applied object, keeping the status others wrote
                 let mut v: Value = serde_json::from_slice(body).unwrap();
-                if let Some(old) = st.objects.get(&key)
-                    && let Some(s) = old.get("status")
-                {
-                    v["status"] = s.clone();
+                if let Some(old) = st.objects.get(&key) {
+                    if let Some(s) = old.get("status") {
+                        v["status"] = s.clone();
+                    }
+                    v["metadata"]["uid"] = old["metadata"]["uid"].clone();
+                } else {
+                    st.next_uid += 1;
+                    v["metadata"]["uid"] = json!(format!("uid-{}", st.next_uid));
                 }
                 st.objects.insert(key, v.clone());
                 (200, v)
+            }
+            ("DELETE", false, "") => {
+                let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                st.deletes.push((plural, name, opts.clone()));
+                let Some(obj) = st.objects.get(&key) else {
+                    return (404, status_body(404, "NotFound"));
+                };
+                let want = &opts["preconditions"]["uid"];
+                if !want.is_null() && *want != obj["metadata"]["uid"] {
+                    return (409, status_body(409, "Conflict"));
+                }
+                (200, st.objects.remove(&key).unwrap())
             }
             _ => (405, status_body(405, "MethodNotAllowed")),
         }
@@ -192,6 +260,31 @@ impl FakeApi {
     fn take_log(&self) -> Vec<(String, String, String, String)> {
         std::mem::take(&mut self.0.lock().unwrap().log)
     }
+    /// (reason, note) of every Event stored.
+    fn events(&self) -> Vec<(String, String)> {
+        let st = self.0.lock().unwrap();
+        st.objects
+            .iter()
+            .filter(|((p, _), _)| p == "events")
+            .map(|(_, v)| {
+                (
+                    v["reason"].as_str().unwrap_or_default().to_string(),
+                    v["note"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+    fn take_deletes(&self) -> Vec<(String, String, Value)> {
+        std::mem::take(&mut self.0.lock().unwrap().deletes)
+    }
+}
+
+/// DELETE requests, as "plural/name", in order.
+fn deletes(log: &[(String, String, String, String)]) -> Vec<String> {
+    log.iter()
+        .filter(|(m, _, _, _)| m == "DELETE")
+        .map(|(_, p, n, _)| format!("{p}/{n}"))
+        .collect()
 }
 
 /// Writes of objects (apply or create), as "plural/name", in order; events and status excluded.
@@ -318,7 +411,9 @@ impl Scenario {
                 "pods",
                 &name,
                 json!({"apiVersion": "v1", "kind": "Pod",
-                       "metadata": {"name": name, "namespace": "ns"},
+                       "metadata": {"name": name, "namespace": "ns", "labels": {
+                           "app.kubernetes.io/instance": "demo",
+                           "app.kubernetes.io/component": "redis"}},
                        "status": {"phase": "Running", "podIP": format!("10.0.0.{}", 10 + i)}}),
             );
         }
@@ -644,4 +739,322 @@ async fn a_failed_migration_and_an_unreachable_redis_are_reported_and_block_the_
         "the first failing part explains Ready"
     );
     assert!(s.skc.status.as_ref().unwrap().migrated_image.is_none());
+}
+
+/// The operator's identity on an object: our labels and a controller reference to the CR.
+const UID: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+
+fn assert_no_deletes(s: &Scenario, log: &[(String, String, String, String)]) {
+    assert!(deletes(log).is_empty(), "{:?}", deletes(log));
+    assert!(s.api.take_deletes().is_empty());
+}
+
+/// Lists made by pruning carry our label selector, and only the prunable kinds are listed.
+fn assert_prune_lists(log: &[(String, String, String, String)]) {
+    let listed: std::collections::BTreeSet<&str> = log
+        .iter()
+        .filter(|(m, p, n, _)| m == "GET" && n.is_empty() && p != "pods")
+        .map(|(_, p, _, _)| p.as_str())
+        .collect();
+    assert_eq!(
+        listed.into_iter().collect::<Vec<_>>(),
+        [
+            "configmaps",
+            "horizontalpodautoscalers",
+            "ingresses",
+            "jobs",
+            "poddisruptionbudgets",
+            "services",
+            "statefulsets"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn removing_the_ingress_from_the_spec_deletes_it() {
+    let mut s = Scenario::new(json!({"server": {"ingress": {"host": "k.example.com"}}}));
+    s.reconcile().await.unwrap();
+    let ing = s.api.get("ingresses", "demo").expect("Ingress applied");
+    let uid = ing["metadata"]["uid"].clone();
+    let log = s.api.take_log();
+    assert_no_deletes(&s, &log);
+    assert_prune_lists(&log);
+
+    s.skc.spec.server.ingress = None;
+    s.skc.metadata.generation = Some(2);
+    s.reconcile().await.unwrap();
+    let log = s.api.take_log();
+    // the server is not even rolled out (migrations pending): the Ingress goes anyway
+    assert_eq!(deletes(&log), ["ingresses/demo"]);
+    let d = s.api.take_deletes();
+    assert_eq!(d[0].2["propagationPolicy"], "Background");
+    assert_eq!(
+        d[0].2["preconditions"]["uid"], uid,
+        "delete exactly what was judged"
+    );
+    assert!(s.api.get("ingresses", "demo").is_none());
+    assert!(
+        s.api
+            .events()
+            .iter()
+            .any(|(r, n)| r == "Deleted" && n.contains("Ingress demo")),
+        "{:?}",
+        s.api.events()
+    );
+    // gone stays gone: no second delete
+    s.reconcile().await.unwrap();
+    assert_no_deletes(&s, &s.api.take_log());
+}
+
+#[tokio::test]
+async fn removing_autoscaling_deletes_the_hpa_and_the_deployment_gets_replicas_back() {
+    let spec = json!({
+        "redis": {"mode": "external", "externalSecret": "r"},
+        "postgres": {"mode": "disabled"},
+        "server": {"replicas": 3, "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}
+    });
+    let mut s = Scenario::new(spec);
+    s.reconcile().await.unwrap();
+    assert!(
+        s.api
+            .get("horizontalpodautoscalers", "demo-server")
+            .is_some()
+    );
+    s.api.take_log();
+
+    s.skc.spec.server.autoscaling = None;
+    s.skc.metadata.generation = Some(2);
+    s.reconcile().await.unwrap();
+    let log = s.api.take_log();
+    assert_eq!(deletes(&log), ["horizontalpodautoscalers/demo-server"]);
+    assert!(
+        s.api
+            .get("horizontalpodautoscalers", "demo-server")
+            .is_none()
+    );
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert_eq!(
+        dep["spec"]["replicas"], 3,
+        "the spec's replicas apply again"
+    );
+    // applied before the delete, so the Deployment never lacks an owner of replicas
+    let apply = log
+        .iter()
+        .position(|(m, p, _, _)| m == "PATCH" && p == "deployments")
+        .unwrap();
+    let del = log.iter().position(|(m, _, _, _)| m == "DELETE").unwrap();
+    assert!(apply < del, "{log:?}");
+}
+
+#[tokio::test]
+async fn objects_with_our_names_but_not_created_by_us_are_never_deleted() {
+    let mut s = Scenario::new(json!({}));
+    let ours = json!({"app.kubernetes.io/managed-by": "synckairos-operator",
+                      "app.kubernetes.io/instance": "demo",
+                      "app.kubernetes.io/component": "server"});
+    let owner = json!([{"apiVersion": "synckairos.io/v1alpha1", "kind": "SyncKairosCluster",
+                        "name": "demo", "uid": UID, "controller": true}]);
+    // an Ingress someone else made under the name ours would have: no labels, no owner
+    s.api.put(
+        "ingresses",
+        "demo",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": "demo", "namespace": "ns", "uid": "theirs-1"}}),
+    );
+    // our labels, but owned by another object (e.g. a previous cluster of the same name)
+    s.api.put(
+        "horizontalpodautoscalers",
+        "demo-server",
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+               "metadata": {"name": "demo-server", "namespace": "ns", "uid": "theirs-2",
+                            "labels": ours,
+                            "ownerReferences": [{"apiVersion": "synckairos.io/v1alpha1",
+                                "kind": "SyncKairosCluster", "name": "demo",
+                                "uid": "another-uid", "controller": true}]}}),
+    );
+    // owned by this cluster, but without our labels
+    s.api.put(
+        "configmaps",
+        "demo-extra",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "demo-extra", "namespace": "ns", "uid": "theirs-3",
+                            "ownerReferences": owner}}),
+    );
+    // our labels and owner, but a reference that is not the controller
+    let mut not_controller = owner.clone();
+    not_controller[0]["controller"] = json!(false);
+    s.api.put(
+        "services",
+        "demo-extra",
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "demo-extra", "namespace": "ns", "uid": "theirs-4",
+                            "labels": ours, "ownerReferences": not_controller}}),
+    );
+    for _ in 0..3 {
+        s.reconcile().await.unwrap();
+        assert_no_deletes(&s, &s.api.take_log());
+    }
+    assert!(s.api.get("ingresses", "demo").is_some());
+    assert!(
+        s.api
+            .get("horizontalpodautoscalers", "demo-server")
+            .is_some()
+    );
+    assert!(s.api.get("configmaps", "demo-extra").is_some());
+    assert!(s.api.get("services", "demo-extra").is_some());
+}
+
+#[tokio::test]
+async fn nothing_is_deleted_while_the_desired_set_is_unchanged() {
+    let mut s = Scenario::new(json!({
+        "image": "synckairos:1.0",
+        "server": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4},
+                   "ingress": {"host": "k.example.com"}}
+    }));
+    let job = names::migration("demo", "synckairos:1.0");
+    s.reconcile().await.unwrap();
+    s.api.set_status(
+        "statefulsets",
+        "demo-postgres",
+        json!({"replicas": 1, "readyReplicas": 1}),
+    );
+    s.redis_pods_running(6);
+    s.probes.redis_ok.store(true, Ordering::SeqCst);
+    s.reconcile().await.unwrap();
+    s.api.set_status("jobs", &job, json!({"succeeded": 1}));
+    s.reconcile().await.unwrap();
+    s.api.set_status(
+        "deployments",
+        "demo-server",
+        json!({"replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}),
+    );
+    s.probes.server_ready.store(true, Ordering::SeqCst);
+    s.reconcile().await.unwrap();
+    s.reconcile().await.unwrap();
+    assert_eq!(s.cond("Ready").0, "True");
+    let log = s.api.take_log();
+    assert_no_deletes(&s, &log);
+    assert_prune_lists(&log);
+    assert!(!s.api.events().iter().any(|(r, _)| r == "Deleted"));
+
+    // a new image: the Job of the old one stays (it records that 1.0 migrated)
+    s.skc.spec.image = "synckairos:1.1".into();
+    s.skc.metadata.generation = Some(2);
+    let job2 = names::migration("demo", "synckairos:1.1");
+    s.reconcile().await.unwrap();
+    s.api.set_status("jobs", &job2, json!({"succeeded": 1}));
+    s.reconcile().await.unwrap();
+    s.reconcile().await.unwrap();
+    assert_no_deletes(&s, &s.api.take_log());
+    assert!(s.api.get("jobs", &job).is_some());
+}
+
+#[tokio::test]
+async fn switching_to_external_stores_deletes_the_managed_ones_after_the_rollout_but_keeps_data() {
+    let mut s = Scenario::new(json!({"image": "synckairos:1.0"}));
+    let job = names::migration("demo", "synckairos:1.0");
+    s.reconcile().await.unwrap();
+    s.api.set_status(
+        "statefulsets",
+        "demo-postgres",
+        json!({"replicas": 1, "readyReplicas": 1}),
+    );
+    s.redis_pods_running(6);
+    s.probes.redis_ok.store(true, Ordering::SeqCst);
+    s.reconcile().await.unwrap();
+    s.api.set_status("jobs", &job, json!({"succeeded": 1}));
+    s.reconcile().await.unwrap();
+    // a volume claim the StatefulSet controller made (labelled like the pods)
+    s.api.put(
+        "persistentvolumeclaims",
+        "data-demo-redis-0",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "data-demo-redis-0", "namespace": "ns",
+                            "labels": {"app.kubernetes.io/instance": "demo",
+                                       "app.kubernetes.io/component": "redis"}}}),
+    );
+    // the server is mid-rollout: an old pod may still talk to the managed stores
+    s.api.set_status(
+        "deployments",
+        "demo-server",
+        json!({"replicas": 3, "updatedReplicas": 2}),
+    );
+    s.api.take_log();
+
+    s.skc.spec.redis =
+        serde_json::from_value(json!({"mode": "external", "externalSecret": "r"})).unwrap();
+    s.skc.spec.postgres = serde_json::from_value(json!({"mode": "disabled"})).unwrap();
+    s.skc.metadata.generation = Some(2);
+    s.reconcile().await.unwrap();
+    assert_no_deletes(&s, &s.api.take_log());
+    assert!(s.api.get("statefulsets", "demo-redis").is_some());
+
+    // rollout done: the managed stores, their Services/config/PDB and the Job go
+    s.api.set_status(
+        "deployments",
+        "demo-server",
+        json!({"replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}),
+    );
+    s.reconcile().await.unwrap();
+    let mut d = deletes(&s.api.take_log());
+    d.sort();
+    let mut want = vec![
+        "configmaps/demo-redis-config".to_string(),
+        format!("jobs/{job}"),
+        "poddisruptionbudgets/demo-redis".into(),
+        "services/demo-postgres".into(),
+        "services/demo-redis".into(),
+        "statefulsets/demo-postgres".into(),
+        "statefulsets/demo-redis".into(),
+    ];
+    want.sort();
+    assert_eq!(d, want);
+    // data and credentials stay
+    assert!(
+        s.api
+            .get("persistentvolumeclaims", "data-demo-redis-0")
+            .is_some()
+    );
+    assert!(s.api.get("secrets", "demo-redis-auth").is_some());
+    assert!(s.api.get("secrets", "demo-postgres-credentials").is_some());
+    // the server objects stay
+    for (p, n) in [
+        ("deployments", "demo-server"),
+        ("services", "demo-server"),
+        ("poddisruptionbudgets", "demo-server"),
+    ] {
+        assert!(s.api.get(p, n).is_some(), "{p}/{n} deleted");
+    }
+    // one Event names every deletion
+    let notes: Vec<String> = s
+        .api
+        .events()
+        .into_iter()
+        .filter(|(r, _)| r == "Deleted")
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    for kn in [
+        "StatefulSet demo-redis",
+        "StatefulSet demo-postgres",
+        "Service demo-redis",
+        "Service demo-postgres",
+        "ConfigMap demo-redis-config",
+        "PodDisruptionBudget demo-redis",
+    ] {
+        assert!(notes[0].contains(kn), "{kn} not in {notes:?}");
+    }
+    assert!(notes[0].contains(&format!("Job {job}")), "{notes:?}");
+}
+
+#[tokio::test]
+async fn a_failing_delete_is_reported_and_retried() {
+    let mut s = Scenario::new(json!({"server": {"ingress": {"host": "k.example.com"}}}));
+    s.reconcile().await.unwrap();
+    s.skc.spec.server.ingress = None;
+    s.api.fail("DELETE", "ingresses");
+    let e = s.reconcile().await.unwrap_err();
+    assert!(e.contains("delete Ingress demo"), "{e}");
+    assert_eq!(s.cond("Ready").1, "ApiError");
+    assert!(s.api.get("ingresses", "demo").is_some());
 }
