@@ -374,18 +374,19 @@ def compare_grants(p, what, rules, needs):
 # Every Kubernetes API call in operator/src, as (group, resource, resourceName, verbs).
 # Keep in step with the operator: main.rs (Controller::new/.owns: list+watch),
 # reconcile.rs (apply = server-side apply patch, which creates through `create`;
-# get_opt; Secret create; Pod list; patch_status; kube-runtime's Recorder).
+# get_opt; Secret create; Pod list; patch_status; kube-runtime's Recorder;
+# prune_undesired: list_metadata by label + delete of every prune::Kind).
 OPERATOR_NEEDS = [
     ("synckairos.io", "synckairosclusters", None, ["list", "watch"]),
     ("synckairos.io", "synckairosclusters/status", None, ["patch"]),
-    ("apps", "statefulsets", None, ["list", "watch", "create", "patch"]),
+    ("apps", "statefulsets", None, ["list", "watch", "create", "patch", "delete"]),
     ("apps", "deployments", None, ["get", "list", "watch", "create", "patch"]),
-    ("batch", "jobs", None, ["get", "list", "watch", "create", "patch"]),
-    ("", "services", None, ["list", "watch", "create", "patch"]),
-    ("", "configmaps", None, ["create", "patch"]),
-    ("policy", "poddisruptionbudgets", None, ["create", "patch"]),
-    ("autoscaling", "horizontalpodautoscalers", None, ["create", "patch"]),
-    ("networking.k8s.io", "ingresses", None, ["create", "patch"]),
+    ("batch", "jobs", None, ["get", "list", "watch", "create", "patch", "delete"]),
+    ("", "services", None, ["list", "watch", "create", "patch", "delete"]),
+    ("", "configmaps", None, ["list", "create", "patch", "delete"]),
+    ("policy", "poddisruptionbudgets", None, ["list", "create", "patch", "delete"]),
+    ("autoscaling", "horizontalpodautoscalers", None, ["list", "create", "patch", "delete"]),
+    ("networking.k8s.io", "ingresses", None, ["list", "create", "patch", "delete"]),
     ("", "secrets", None, ["get", "create"]),
     ("", "pods", None, ["list"]),
     ("events.k8s.io", "events", None, ["create", "patch"]),
