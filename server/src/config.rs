@@ -61,6 +61,13 @@ pub struct ServeConfig {
     /// Redis command timeout in milliseconds.
     #[arg(long, env = "REDIS_COMMAND_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub redis_command_timeout_ms: u64,
+    /// Multiplexed command connections to Redis (per node), used round-robin.
+    #[arg(long, env = "REDIS_CONNECTIONS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub redis_connections: u64,
+    /// Sessions whose last state an instance keeps to skip the read before a change
+    /// (a stale copy costs a retry, never a wrong state); 0 turns it off.
+    #[arg(long, env = "REDIS_CACHE_SESSIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub redis_cache_sessions: u64,
     /// PostgreSQL URL: turns the audit trail on.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,

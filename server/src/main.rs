@@ -115,6 +115,8 @@ async fn build_engine(
             command_timeout: Duration::from_millis(cfg.redis_command_timeout_ms),
             audit: audit_cfg.is_some(),
             outbox_max_len: cfg.outbox_max_len,
+            connections: cfg.redis_connections as usize,
+            cache_sessions: cfg.redis_cache_sessions as usize,
             ..RedisConfig::default()
         };
         let engine = synckairos::engine::redis::connect(rc, metrics).await?;
@@ -141,22 +143,33 @@ async fn build_engine(
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGTERM/ctrl-c handlers now and returns a future that resolves
+/// on the first of them. Installing before the `listening on` line matters:
+/// an orchestrator may send SIGTERM the moment it sees the process ready, and
+/// an uninstalled handler means the default action (exit 143, no drain).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    #[cfg(unix)]
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! { _ = wait(term) => {}, _ = wait(int) => {} }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn serve(cfg: ServeConfig) -> Result<(), String> {
@@ -193,12 +206,13 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let signalled = shutdown_signal();
     println!("listening on http://{local}");
     tracing::info!(%local, "synckairos serving");
     let router = api::router(app);
     let stop = shutdown.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        signalled.await;
         tracing::info!("shutdown requested: closing WebSockets and draining requests");
         stop.cancel();
     });

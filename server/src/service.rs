@@ -119,7 +119,8 @@ impl Service {
     /// Creates a session (version 1, pending).
     pub async fn create(self: &Arc<Self>, spec: CreateSpec) -> Result<SyncState, ServiceError> {
         let now = now_ms();
-        let session = spec.into_session(now);
+        let mut session = spec.into_session(now);
+        session.incarnation = crate::engine::new_incarnation();
         let state = SyncState::render(&session, now);
         let commit = self.build_commit(
             &session,
@@ -149,10 +150,27 @@ impl Service {
         let started = std::time::Instant::now();
         let mut expired = None;
         let mut races = 0;
+        // A cached copy may be stale: it is only trusted to commit (the
+        // engine re-checks the version). A refusal computed from it is
+        // re-checked against a fresh read before it reaches the client.
+        let mut use_cache = true;
         let out = loop {
-            let s = self.engine.load(id).await?.ok_or(ServiceError::NotFound)?;
+            let (s, from_cache) = match use_cache.then(|| self.engine.cached(id)).flatten() {
+                Some(s) => (s, true),
+                None => (
+                    Arc::new(self.engine.load(id).await?.ok_or(ServiceError::NotFound)?),
+                    false,
+                ),
+            };
             let now = now_ms();
-            let t = domain::apply(&s, &cmd, now).map_err(ServiceError::Domain)?;
+            let t = match domain::apply(&s, &cmd, now) {
+                Ok(t) => t,
+                Err(_) if from_cache => {
+                    use_cache = false;
+                    continue;
+                }
+                Err(e) => return Err(ServiceError::Domain(e)),
+            };
             match self.commit_transition(&t, now).await {
                 Ok(state) => {
                     if t.expired_participant_id.is_some() {
@@ -169,9 +187,12 @@ impl Service {
                     };
                 }
                 Err(EngineError::VersionMismatch) if races < self.config.max_retries => {
+                    // The engine may have kept the state that won: retry from it.
                     races += 1;
+                    use_cache = true;
                     self.metrics.commit_retries.inc();
                 }
+                Err(EngineError::NotFound) if from_cache => use_cache = false,
                 Err(e) => return Err(e.into()),
             }
         };

@@ -353,6 +353,7 @@ impl CreateSpec {
             created_at: now,
             updated_at: now,
             metadata: self.metadata,
+            incarnation: 0,
         }
     }
 }

@@ -110,7 +110,9 @@ impl Engine for MemoryEngine {
         let stored = map
             .get_mut(&c.session.session_id)
             .ok_or(EngineError::NotFound)?;
-        if stored.session.version + 1 != c.session.version {
+        if stored.session.version + 1 != c.session.version
+            || stored.session.incarnation != c.session.incarnation
+        {
             return Err(EngineError::VersionMismatch);
         }
         stored.session = c.session.clone();

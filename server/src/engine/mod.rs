@@ -15,6 +15,7 @@ use crate::domain::{EventKind, Millis, Session};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use uuid::Uuid;
 
 pub use hub::{Hub, Subscription, SubscriptionListener};
@@ -150,6 +151,11 @@ pub enum EngineError {
     Corrupt(String),
 }
 
+/// A fresh [`Session::incarnation`] for a create: random, never 0.
+pub fn new_incarnation() -> u32 {
+    (Uuid::new_v4().as_u128() as u32).max(1)
+}
+
 /// The contract every state store implements (see the module doc).
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
@@ -157,9 +163,20 @@ pub trait Engine: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The session, if it is live.
     async fn load(&self, id: Uuid) -> Result<Option<Session>, EngineError>;
-    /// Stores a new session unless a live one has its id.
+    /// A copy of the session this instance already holds, without asking
+    /// the store; it may be stale. A change computed from it commits only if
+    /// the store still holds exactly that version, so a stale copy costs a
+    /// retry, never a wrong state; it saves the read round trip when this
+    /// instance made the last change. Engines whose `load` is local return
+    /// `None`.
+    fn cached(&self, _id: Uuid) -> Option<Arc<Session>> {
+        None
+    }
+    /// Stores a new session unless a live one has its id (with the
+    /// incarnation the caller gave it: the service draws a fresh one).
     async fn create(&self, commit: Commit<'_>) -> Result<(), EngineError>;
-    /// Stores `commit.session` if the stored version is exactly one less.
+    /// Stores `commit.session` if the stored version is exactly one less
+    /// and of the same incarnation.
     async fn commit(&self, commit: Commit<'_>) -> Result<(), EngineError>;
     /// Removes a session and broadcasts `update`; false when it was absent.
     async fn delete(

@@ -5,16 +5,13 @@ use std::time::Duration;
 use synckairos_tests::*;
 
 synckairos_tests::backend_suite! {
-    #[ignore = "server bug: SIGTERM handler installed after the listening line (flaky 1001 close)"]
     sigterm_closes_websockets_with_1001_and_exits_cleanly,
     idle_sessions_expire_but_running_clocks_do_not,
     server_keeps_serving_after_a_burst_of_bad_requests,
     bad_configuration_stops_startup_with_one_clear_line,
     serve_help_documents_the_configuration,
     log_format_json_writes_json_lines,
-    #[ignore = "server bug: SIGTERM handler installed after the listening line (flaky)"]
     sigterm_finishes_an_in_flight_request,
-    #[ignore = "server bug: SIGTERM right after the listening line kills the process (exit 143)"]
     sigterm_right_after_startup_is_graceful,
 }
 

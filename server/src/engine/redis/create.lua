@@ -4,7 +4,7 @@
 -- KEYS[1]  state key          sk:{b<k>}:s:<uuid>
 -- KEYS[2]  deadline index     sk:{b<k>}:d   (zset: member "<uuid>:<version>", score deadline ms)
 -- KEYS[3]  audit outbox       sk:{b<k>}:o   (stream)
--- ARGV[1]  stored value       "<version>|<session json>"
+-- ARGV[1]  stored value       "<version>.<incarnation>|<session json>"
 -- ARGV[2]  TTL in ms (> 0)
 -- ARGV[3]  deadline member    "<uuid>:<version>"
 -- ARGV[4]  deadline ms, or "" when the session has no running deadline

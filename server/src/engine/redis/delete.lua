@@ -11,12 +11,12 @@
 -- ARGV[5]  encoded deletion update, or "" when nothing is published
 --
 -- Returns 1 when the session existed, 0 when it was absent.
-local head = redis.call('GETRANGE', KEYS[1], 0, 24)
+local head = redis.call('GETRANGE', KEYS[1], 0, 31)
 if head == '' then
   return 0
 end
 redis.call('DEL', KEYS[1])
-local v = string.match(head, '^(%d+)|')
+local v = string.match(head, '^(%d+)[.|]')
 if v then
   redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. v)
 end

@@ -10,7 +10,7 @@
 //!
 //! | what            | key                          | type   |
 //! |-----------------|------------------------------|--------|
-//! | session state   | `sk:{b<k>}:s:<uuid>`         | string `<version>\|<json>`, PX TTL |
+//! | session state   | `sk:{b<k>}:s:<uuid>`         | string `<version>.<incarnation>\|<json>`, PX TTL |
 //! | deadline index  | `sk:{b<k>}:d`                | zset, member `<uuid>:<version>`, score deadline ms |
 //! | audit outbox    | `sk:{b<k>}:o`                | stream, field `e` = audit event JSON |
 //! | update channel  | `sk:{b<k>}:u:<uuid>`         | sharded pub/sub channel |
@@ -80,21 +80,59 @@ pub fn parse_member(m: &str) -> Option<(Uuid, u64)> {
     Some((Uuid::parse_str(id).ok()?, v.parse().ok()?))
 }
 
-/// The stored value: the version first, so a script can compare it with a
-/// short GETRANGE and no JSON parsing.
-pub fn encode_state(version: u64, json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len() + 21);
-    out.extend_from_slice(version.to_string().as_bytes());
+/// The stored value: the CAS token first (see [`cas_token`]), so a script
+/// can compare it with a short GETRANGE and no JSON parsing.
+pub fn encode_state(version: u64, incarnation: u32, json: &[u8]) -> Vec<u8> {
+    let token = cas_token(version, incarnation);
+    let mut out = Vec::with_capacity(json.len() + token.len() + 1);
+    out.extend_from_slice(token.as_bytes());
     out.push(b'|');
     out.extend_from_slice(json);
     out
 }
 
-/// Splits a stored value into its version and JSON.
-pub fn decode_state(raw: &[u8]) -> Option<(u64, &[u8])> {
+/// What a commit compares before it writes: `<version>.<incarnation hex>`.
+/// The version alone would let a copy of a deleted session commit over a
+/// new session with the same id that reached the same version (ABA); the
+/// incarnation, random per create, tells the two lives apart. Incarnation 0
+/// (values written before incarnations existed) is the bare version.
+pub fn cas_token(version: u64, incarnation: u32) -> String {
+    if incarnation == 0 {
+        version.to_string()
+    } else {
+        format!("{version}.{incarnation:08x}")
+    }
+}
+
+/// A stored value split into version, incarnation and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored<'a> {
+    /// The version of the session the JSON holds.
+    pub version: u64,
+    /// Which create the session comes from (0: none recorded).
+    pub incarnation: u32,
+    /// The session JSON.
+    pub json: &'a [u8],
+}
+
+/// Splits a stored value; `None` for garbage. Accepts the bare-version
+/// prefix of older values as incarnation 0.
+pub fn decode_state(raw: &[u8]) -> Option<Stored<'_>> {
     let bar = raw.iter().position(|b| *b == b'|')?;
-    let version = std::str::from_utf8(&raw[..bar]).ok()?.parse().ok()?;
-    Some((version, &raw[bar + 1..]))
+    let head = std::str::from_utf8(&raw[..bar]).ok()?;
+    let (version, incarnation) = match head.split_once('.') {
+        Some((v, i)) if i.len() == 8 => (v, u32::from_str_radix(i, 16).ok()?),
+        Some(_) => return None,
+        None => (head, 0),
+    };
+    if !version.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Stored {
+        version: version.parse().ok()?,
+        incarnation,
+        json: &raw[bar + 1..],
+    })
 }
 
 #[cfg(test)]
@@ -175,10 +213,28 @@ mod tests {
 
     #[test]
     fn stored_value_round_trips() {
-        let raw = encode_state(17, br#"{"a":"b|c"}"#);
-        assert!(raw.starts_with(b"17|"));
-        assert_eq!(decode_state(&raw), Some((17, &br#"{"a":"b|c"}"#[..])));
+        let raw = encode_state(17, 0xdead_beef, br#"{"a":"b|c"}"#);
+        assert!(raw.starts_with(b"17.deadbeef|"));
+        let s = decode_state(&raw).unwrap();
+        assert_eq!(
+            (s.version, s.incarnation, s.json),
+            (17, 0xdead_beef, &br#"{"a":"b|c"}"#[..])
+        );
+        // Older values: bare version, incarnation 0, same token as before.
+        let s = decode_state(b"17|{}").unwrap();
+        assert_eq!((s.version, s.incarnation), (17, 0));
+        assert_eq!(encode_state(17, 0, b"{}"), b"17|{}");
         assert_eq!(decode_state(b"x|{}"), None);
+        assert_eq!(decode_state(b"+1|{}"), None);
+        assert_eq!(decode_state(b"1.xyz|{}"), None);
+        assert_eq!(decode_state(b"1.0000000g|{}"), None);
         assert_eq!(decode_state(b"{}"), None);
+    }
+
+    #[test]
+    fn token_fits_the_scripts_getrange() {
+        // The scripts read the first 32 bytes: the longest token plus '|'.
+        let longest = cas_token(u64::MAX, u32::MAX);
+        assert!(longest.len() < 32, "{longest}");
     }
 }

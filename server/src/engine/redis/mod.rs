@@ -20,6 +20,7 @@
 //! The sweep (`due`) scans the 256 deadline indexes concurrently and skips
 //! buckets whose slot fails, so one bad slot does not stop the others.
 
+pub mod cache;
 pub mod keys;
 pub mod pubsub;
 
@@ -76,6 +77,9 @@ pub struct RedisConfig {
     /// resharding) silently ends its shard-channel subscriptions; a change
     /// triggers the resubscribe + resync.
     pub topology_check_interval: Duration,
+    /// Sessions whose last seen state is kept to skip the read before a
+    /// change (see [`cache`]); 0 disables it.
+    pub cache_sessions: usize,
     /// How often the subscriber connection(s) are PINGed. A connection that
     /// died without a reset (a vanished node) would otherwise leave
     /// subscriptions silent forever; a PING that fails forces a reconnect,
@@ -98,6 +102,7 @@ impl Default for RedisConfig {
             connections: 2,
             topology_check_interval: Duration::from_secs(1),
             subscriber_heartbeat: Duration::from_secs(5),
+            cache_sessions: 100_000,
         }
     }
 }
@@ -182,6 +187,7 @@ pub struct RedisEngine {
     audit: bool,
     outbox_max_len: String,
     errors: IntCounterVec,
+    cache: cache::SessionCache,
 }
 
 fn unavailable(e: Error) -> EngineError {
@@ -281,6 +287,7 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         audit: cfg.audit,
         outbox_max_len: cfg.outbox_max_len.max(1).to_string(),
         errors,
+        cache: cache::SessionCache::new(cfg.cache_sessions),
     }))
 }
 
@@ -512,14 +519,18 @@ async fn read_state(client: &Client, id: Uuid) -> Result<Option<Session>, Engine
         .get(keys::state_key(&id))
         .await
         .map_err(unavailable)?;
-    let Some(raw) = raw else { return Ok(None) };
-    let (version, json) =
-        keys::decode_state(&raw).ok_or_else(|| corrupt(&id, "bad stored value"))?;
-    let s: Session = serde_json::from_slice(json).map_err(|e| corrupt(&id, e))?;
-    if s.version != version {
+    raw.map(|raw| parse_state(id, &raw)).transpose()
+}
+
+/// A stored value as a session, its incarnation taken from the prefix.
+fn parse_state(id: Uuid, raw: &[u8]) -> Result<Session, EngineError> {
+    let stored = keys::decode_state(raw).ok_or_else(|| corrupt(&id, "bad stored value"))?;
+    let mut s: Session = serde_json::from_slice(stored.json).map_err(|e| corrupt(&id, e))?;
+    if s.version != stored.version {
         return Err(corrupt(&id, "version prefix disagrees with the state"));
     }
-    Ok(Some(s))
+    s.incarnation = stored.incarnation;
+    Ok(s)
 }
 
 fn ttl_ms(expire_at_ms: Millis) -> String {
@@ -556,6 +567,7 @@ impl RedisEngine {
         let json = serde_json::to_vec(session).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         Ok(Value::Bytes(Bytes::from(keys::encode_state(
             session.version,
+            session.incarnation,
             &json,
         ))))
     }
@@ -569,18 +581,27 @@ impl RedisEngine {
         ]
     }
 
-    async fn run(
+    async fn run<R: FromValue>(
         &self,
         op: &'static str,
         script: &Script,
         id: &Uuid,
         args: Vec<Value>,
-    ) -> Result<i64, EngineError> {
+    ) -> Result<R, EngineError> {
         let r = script
             .evalsha_with_reload(self.client(), Self::commit_keys(id), args)
             .await
             .map_err(unavailable);
         self.counted(op, r)
+    }
+
+    /// Caches the stored value a refused commit returned; an unreadable one
+    /// is dropped so the retry reads (and reports) it properly.
+    fn keep_reply(&self, id: Uuid, raw: &[u8]) {
+        match parse_state(id, raw) {
+            Ok(s) => self.cache.put(Arc::new(s)),
+            Err(_) => self.cache.remove(&id),
+        }
     }
 
     /// Counts store failures by operation (a metric), passing `r` through.
@@ -628,7 +649,7 @@ impl RedisEngine {
             let head: Result<Option<Bytes>, _> =
                 self.client().getrange(keys::state_key(&id), 0, 24).await;
             let current = match head {
-                Ok(h) => h.as_deref().and_then(keys::decode_state).map(|(v, _)| v),
+                Ok(h) => h.as_deref().and_then(keys::decode_state).map(|s| s.version),
                 Err(_) => return,
             };
             if current != Some(version) {
@@ -650,10 +671,19 @@ impl Engine for RedisEngine {
     async fn load(&self, id: Uuid) -> Result<Option<Session>, EngineError> {
         self.pubsub.wait_ready(id).await;
         let r = read_state(self.client(), id).await;
-        if let Ok(Some(_)) = &r {
-            self.pubsub.note_exists(id);
+        match &r {
+            Ok(Some(s)) => {
+                self.pubsub.note_exists(id);
+                self.cache.put(Arc::new(s.clone()));
+            }
+            Ok(None) => self.cache.remove(&id),
+            Err(_) => {}
         }
         self.counted("load", r)
+    }
+
+    fn cached(&self, id: Uuid) -> Option<Arc<Session>> {
+        self.cache.get(&id)
     }
 
     async fn create(&self, c: Commit<'_>) -> Result<(), EngineError> {
@@ -668,8 +698,11 @@ impl Engine for RedisEngine {
             Value::from(keys::channel(&id)),
             encode_update(c.update.as_ref()),
         ];
-        match self.run("create", &self.create, &id, args).await? {
-            1 => Ok(()),
+        match self.run::<i64>("create", &self.create, &id, args).await? {
+            1 => {
+                self.cache.put(Arc::new(c.session.clone()));
+                Ok(())
+            }
             0 => Err(EngineError::Exists),
             n => Err(EngineError::Unavailable(format!(
                 "create script returned {n}"
@@ -683,23 +716,38 @@ impl Engine for RedisEngine {
             return Err(EngineError::VersionMismatch);
         };
         let args = vec![
-            Value::from(expected.to_string()),
+            Value::from(keys::cas_token(expected, c.session.incarnation)),
             Self::stored(c.session)?,
             Value::from(ttl_ms(c.expire_at_ms)),
-            Value::from(id.to_string()),
-            Value::from(c.session.version.to_string()),
+            Value::from(keys::member(&id, expected)),
+            Value::from(keys::member(&id, c.session.version)),
             Value::from(c.deadline_ms.map(|d| d.to_string()).unwrap_or_default()),
             Value::from(encode_audit(c.audit.as_ref())?),
             Value::from(self.outbox_max_len.as_str()),
             Value::from(keys::channel(&id)),
             encode_update(c.update.as_ref()),
         ];
-        match self.run("commit", &self.commit, &id, args).await? {
-            1 => Ok(()),
-            0 => Err(EngineError::VersionMismatch),
-            -1 => Err(EngineError::NotFound),
-            n => Err(EngineError::Unavailable(format!(
-                "commit script returned {n}"
+        match self.run::<Value>("commit", &self.commit, &id, args).await? {
+            Value::Integer(1) => {
+                self.cache.put(Arc::new(c.session.clone()));
+                Ok(())
+            }
+            Value::Integer(-1) => {
+                self.cache.remove(&id);
+                Err(EngineError::NotFound)
+            }
+            // Another change got there first: the reply is the stored value,
+            // kept so the retry starts from it without a read.
+            Value::Bytes(raw) => {
+                self.keep_reply(id, &raw);
+                Err(EngineError::VersionMismatch)
+            }
+            Value::String(raw) => {
+                self.keep_reply(id, raw.as_bytes());
+                Err(EngineError::VersionMismatch)
+            }
+            other => Err(EngineError::Unavailable(format!(
+                "commit script returned {other:?}"
             ))),
         }
     }
@@ -717,7 +765,10 @@ impl Engine for RedisEngine {
             Value::from(keys::channel(&id)),
             encode_update(Some(&update)),
         ];
-        Ok(self.run("delete", &self.delete, &id, args).await? == 1)
+        self.cache.remove(&id);
+        let r = self.run::<i64>("delete", &self.delete, &id, args).await;
+        self.cache.remove(&id);
+        Ok(r? == 1)
     }
 
     async fn due(&self, now: Millis, limit: usize) -> Result<Vec<DueTimer>, EngineError> {

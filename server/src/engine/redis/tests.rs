@@ -670,3 +670,120 @@ async fn redis_flush(port: u16) {
         .unwrap();
     assert!(out.status.success());
 }
+
+#[tokio::test]
+async fn a_stale_copy_of_an_earlier_life_never_commits() {
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let a = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    let b = connect(cfg(redis.port), &Metrics::new()).await.unwrap();
+    let mut first = session(now_ms());
+    first.incarnation = 1;
+    let id = first.session_id;
+    a.create(commit_of(&first, None)).await.unwrap();
+    let held = a.cached(id).expect("create keeps the state");
+    assert_eq!((held.version, held.incarnation), (1, 1));
+
+    // B deletes the session and creates another one under the same id: the
+    // same version number, another life.
+    let deletion = Update {
+        session_id: id,
+        version: 0,
+        kind: UpdateKind::Deleted,
+        frames: vec![],
+    };
+    assert!(b.delete(id, deletion, None).await.unwrap());
+    let mut second = session(now_ms());
+    second.session_id = id;
+    second.incarnation = 2;
+    second.total_time_ms = 1234;
+    b.create(commit_of(&second, None)).await.unwrap();
+
+    // A change computed from A's copy of the first life is refused…
+    let mut next = (*held).clone();
+    next.version = 2;
+    assert!(matches!(
+        a.commit(commit_of(&next, None)).await,
+        Err(EngineError::VersionMismatch)
+    ));
+    assert_eq!(b.load(id).await.unwrap(), Some(second.clone()));
+    // …and A now holds the stored state the refusal carried back.
+    assert_eq!(a.cached(id).as_deref(), Some(&second));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_through_an_instance_with_a_stale_copy_act_on_the_stored_state() {
+    use crate::domain::{Command as Cmd, SwitchArgs};
+    use crate::service::{Service, ServiceConfig, ServiceError};
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let (ma, mb) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));
+    let a = Service::new(
+        connect(cfg(redis.port), &ma).await.unwrap(),
+        ma.clone(),
+        ServiceConfig::default(),
+    );
+    let b = Service::new(
+        connect(cfg(redis.port), &mb).await.unwrap(),
+        mb,
+        ServiceConfig::default(),
+    );
+    let id = session(now_ms()).session_id;
+    let spec = CreateSpec::from_json(&serde_json::json!({
+        "session_id": id,
+        "sync_mode": "per_participant",
+        "participants": [
+            {"participant_id": "a", "participant_index": 0, "total_time_ms": 60000},
+            {"participant_id": "b", "participant_index": 1, "total_time_ms": 60000}
+        ],
+        "total_time_ms": 60000
+    }))
+    .unwrap();
+    a.create(spec).await.unwrap();
+    a.command(id, Cmd::Start).await.unwrap(); // v2, running, "a" active
+    b.command(id, Cmd::Pause).await.unwrap(); // v3 through B
+
+    // A still holds v2 (running): resume looks wrong from there but is
+    // right for the stored state, so it succeeds.
+    let out = a.command(id, Cmd::Resume).await.unwrap();
+    assert_eq!(out.state.version, 4);
+
+    // B holds v3 (paused); its switch commits from the stored v4.
+    let out = b
+        .command(id, Cmd::Switch(SwitchArgs::default()))
+        .await
+        .unwrap();
+    assert_eq!(out.state.version, 5);
+    assert_eq!(out.state.active_participant_id.as_deref(), Some("b"));
+
+    // A holds v4: its switch loses the version race once, retries from the
+    // state the refusal carried, and hands the turn back to "a".
+    let retries = ma.commit_retries.get();
+    let out = a
+        .command(id, Cmd::Switch(SwitchArgs::default()))
+        .await
+        .unwrap();
+    assert_eq!(out.state.version, 6);
+    assert_eq!(out.state.active_participant_id.as_deref(), Some("a"));
+    assert_eq!(ma.commit_retries.get(), retries + 1);
+
+    // A real refusal is still a refusal (running, so resume is invalid),
+    // and one built on a stale expected_version is a conflict.
+    assert!(matches!(
+        b.command(id, Cmd::Resume).await,
+        Err(ServiceError::Domain(_))
+    ));
+    let stale = SwitchArgs {
+        expected_version: Some(5),
+        ..SwitchArgs::default()
+    };
+    assert!(matches!(
+        b.command(id, Cmd::Switch(stale)).await,
+        Err(ServiceError::Domain(_))
+    ));
+    // Nothing above changed the state behind the clients' backs.
+    let s = a.get(id).await.unwrap();
+    assert_eq!((s.version, s.active_participant_id.as_deref()), (6, Some("a")));
+}
