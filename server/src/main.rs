@@ -137,7 +137,9 @@ async fn build_engine(
     match audit_cfg {
         Some(ac) => {
             let (tx, audit) = audit::start_for_memory(ac, &metrics.registry).map_err(audit_err)?;
-            Ok((Arc::new(MemoryEngine::new(Some(tx))), Some(audit)))
+            let engine =
+                MemoryEngine::new(Some(tx)).with_dropped_metric(audit.metrics.dropped.clone());
+            Ok((Arc::new(engine), Some(audit)))
         }
         None => Ok((Arc::new(MemoryEngine::new(None)), None)),
     }

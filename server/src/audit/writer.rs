@@ -166,8 +166,9 @@ fn lag_of(p: &Progress) -> Duration {
 /// Starts the consumer of the memory engine's bounded in-process queue.
 ///
 /// Give the returned sender to `MemoryEngine::new`. The engine never waits
-/// for PostgreSQL: when the queue is full it drops the event with a warning
-/// (and should count it in `metrics.dropped`). The queue lives in process
+/// for PostgreSQL: when the queue is full it drops the event, counts it in
+/// `metrics.dropped` (see `MemoryEngine::with_dropped_metric`) and warns at
+/// most every 10 s. The queue lives in process
 /// memory, so events not yet written are lost if the process crashes; on a
 /// graceful stop [`AuditHandle::shutdown`] drains it. Use the Redis engine
 /// when the audit trail must survive crashes.

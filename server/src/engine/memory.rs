@@ -11,6 +11,7 @@ use crate::domain::{Millis, Session};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -27,6 +28,42 @@ pub struct MemoryEngine {
     shards: Vec<Mutex<HashMap<Uuid, Stored>>>,
     hub: Hub,
     audit: Option<mpsc::Sender<AuditEvent>>,
+    dropped: Dropped,
+}
+
+/// Audit events lost to a full queue: counted (the audit metric when one is
+/// given) and reported in at most one warning per [`WARN_EVERY_MS`], so a
+/// PostgreSQL outage under load does not become a log flood.
+#[derive(Default)]
+struct Dropped {
+    metric: Option<prometheus::IntCounter>,
+    since_warning: AtomicU64,
+    last_warning_ms: AtomicI64,
+}
+
+const WARN_EVERY_MS: i64 = 10_000;
+
+impl Dropped {
+    fn record(&self) {
+        if let Some(m) = &self.metric {
+            m.inc();
+        }
+        let n = self.since_warning.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = now_ms();
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
+        if (last == 0 || now - last >= WARN_EVERY_MS)
+            && self
+                .last_warning_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let n = n.max(self.since_warning.swap(0, Ordering::Relaxed));
+            tracing::warn!(
+                dropped = n,
+                "audit queue full: audit events dropped (synckairos_audit_dropped_total)"
+            );
+        }
+    }
 }
 
 impl Default for MemoryEngine {
@@ -42,7 +79,15 @@ impl MemoryEngine {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hub: Hub::new(),
             audit,
+            dropped: Dropped::default(),
         }
+    }
+
+    /// Counts audit events dropped on a full queue in `dropped` (the audit
+    /// trail's `synckairos_audit_dropped_total`).
+    pub fn with_dropped_metric(mut self, dropped: prometheus::IntCounter) -> Self {
+        self.dropped.metric = Some(dropped);
+        self
     }
 
     fn shard(&self, id: &Uuid) -> &Mutex<HashMap<Uuid, Stored>> {
@@ -56,7 +101,7 @@ impl MemoryEngine {
         if let (Some(tx), Some(ev)) = (&self.audit, audit)
             && tx.try_send(ev).is_err()
         {
-            tracing::warn!("audit queue full: audit event dropped");
+            self.dropped.record();
         }
     }
 }
@@ -175,5 +220,55 @@ impl Engine for MemoryEngine {
 
     fn audit_enabled(&self) -> bool {
         self.audit.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CreateSpec, EventKind};
+
+    fn session() -> Session {
+        CreateSpec::from_json(&serde_json::json!({
+            "session_id": Uuid::new_v4(),
+            "sync_mode": "per_participant",
+            "participants": [{"participant_id": "a", "participant_index": 0, "total_time_ms": 1000}],
+            "total_time_ms": 1000
+        }))
+        .unwrap()
+        .into_session(now_ms())
+    }
+
+    #[tokio::test]
+    async fn a_full_audit_queue_counts_every_event_it_drops() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let dropped = prometheus::IntCounter::new("dropped", "test").unwrap();
+        let engine = MemoryEngine::new(Some(tx)).with_dropped_metric(dropped.clone());
+        for _ in 0..3 {
+            let s = session();
+            let audit = AuditEvent {
+                session_id: s.session_id,
+                version: 1,
+                event_type: EventKind::SessionCreated,
+                participant_id: None,
+                time_remaining_ms: None,
+                time_elapsed_ms: 0,
+                at_ms: now_ms(),
+                state: serde_json::Value::Null,
+            };
+            let c = Commit {
+                session: &s,
+                deadline_ms: None,
+                expire_at_ms: now_ms() + 60_000,
+                update: None,
+                audit: Some(audit),
+            };
+            engine.create(c).await.unwrap();
+        }
+        // One fits the queue, two are dropped and counted; the commits
+        // themselves never wait for the audit trail.
+        assert_eq!(dropped.get(), 2);
+        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -785,5 +785,8 @@ async fn commands_through_an_instance_with_a_stale_copy_act_on_the_stored_state(
     ));
     // Nothing above changed the state behind the clients' backs.
     let s = a.get(id).await.unwrap();
-    assert_eq!((s.version, s.active_participant_id.as_deref()), (6, Some("a")));
+    assert_eq!(
+        (s.version, s.active_participant_id.as_deref()),
+        (6, Some("a"))
+    );
 }
