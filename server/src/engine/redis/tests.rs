@@ -96,8 +96,12 @@ fn cfg(port: u16) -> RedisConfig {
 }
 
 fn session(now: Millis) -> Session {
-    let spec = CreateSpec::from_json(&serde_json::json!({
-        "session_id": Uuid::new_v4(),
+    two_player(Uuid::new_v4()).into_session(now)
+}
+
+fn two_player(id: Uuid) -> CreateSpec {
+    CreateSpec::from_json(&serde_json::json!({
+        "session_id": id,
         "sync_mode": "per_participant",
         "participants": [
             {"participant_id": "a", "participant_index": 0, "total_time_ms": 60000},
@@ -105,8 +109,7 @@ fn session(now: Millis) -> Session {
         ],
         "total_time_ms": 60000
     }))
-    .unwrap();
-    spec.into_session(now)
+    .unwrap()
 }
 
 fn update(s: &Session) -> Update {
@@ -730,17 +733,8 @@ async fn commands_through_an_instance_with_a_stale_copy_act_on_the_stored_state(
         mb,
         ServiceConfig::default(),
     );
-    let id = session(now_ms()).session_id;
-    let spec = CreateSpec::from_json(&serde_json::json!({
-        "session_id": id,
-        "sync_mode": "per_participant",
-        "participants": [
-            {"participant_id": "a", "participant_index": 0, "total_time_ms": 60000},
-            {"participant_id": "b", "participant_index": 1, "total_time_ms": 60000}
-        ],
-        "total_time_ms": 60000
-    }))
-    .unwrap();
+    let id = Uuid::new_v4();
+    let spec = two_player(id);
     a.create(spec).await.unwrap();
     a.command(id, Cmd::Start).await.unwrap(); // v2, running, "a" active
     b.command(id, Cmd::Pause).await.unwrap(); // v3 through B
