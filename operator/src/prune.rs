@@ -170,9 +170,11 @@ pub fn rollout_settled(d: &Deployment) -> bool {
 ///
 /// - never an object that [`is_ours`] rejects, nor one already being deleted;
 /// - never a desired object;
-/// - while a migration Job is desired, no migration Job: those of earlier images record that
-///   the image migrated, so rolling back to it does not run its older `migrate` against a
-///   newer schema (they all go once PostgreSQL is disabled);
+/// - while a migration Job is desired, no migration Job: one Job is named per image and
+///   database ([`crate::build::names::migration`]), and those of earlier images or of
+///   another database record that the image migrated that database, so rolling back to it
+///   (or switching back to a database whose data was kept) does not run its older `migrate`
+///   against a newer schema (they all go once PostgreSQL is disabled);
 /// - objects of the stores (Redis, PostgreSQL, migrations) only once `server_settled`: the
 ///   server Deployment was applied with the current spec and its rollout left no old pod
 ///   that may still use them ([`rollout_settled`]).
@@ -307,7 +309,12 @@ mod tests {
         let now = build::desired(&bare());
         assert!(plan(&now, false, UID, "demo", &before).is_empty());
         let doomed = plan(&now, true, UID, "demo", &before);
-        let migrate = names::migration("demo", "synckairos:0.1.0");
+        let migrate = build::desired(&checked(json!({})))
+            .migration
+            .unwrap()
+            .metadata
+            .name
+            .unwrap();
         assert_eq!(
             names_of(&doomed),
             [
@@ -328,6 +335,40 @@ mod tests {
         before.extend(observed_of(&checked(json!({"image": "synckairos:0.9"}))));
         let now = build::desired(&checked(json!({"image": "synckairos:1.1"})));
         assert!(plan(&now, true, UID, "demo", &before).is_empty());
+    }
+
+    #[test]
+    fn switching_the_database_keeps_the_jobs_of_the_other_one_while_migrations_run() {
+        let managed = checked(json!({"image": "synckairos:1.0"}));
+        let external = checked(json!({"image": "synckairos:1.0",
+            "postgres": {"mode": "external", "externalSecret": "pg"}}));
+        let other = checked(json!({"image": "synckairos:1.0",
+            "postgres": {"mode": "external", "externalSecret": "pg2"}}));
+        let job = |c: &Checked| build::desired(c).migration.unwrap().metadata.name.unwrap();
+        assert_ne!(job(&managed), job(&external));
+        assert_ne!(job(&external), job(&other));
+        let mut before = observed_of(&managed);
+        before.extend(observed_of(&external));
+        // managed -> external -> another external: only the managed PostgreSQL objects go
+        let doomed = plan(&build::desired(&other), true, UID, "demo", &before);
+        assert_eq!(
+            names_of(&doomed),
+            [
+                (Kind::StatefulSet, "demo-postgres"),
+                (Kind::Service, "demo-postgres"),
+            ]
+        );
+        // PostgreSQL disabled: every migration Job goes
+        let doomed = plan(&build::desired(&bare()), true, UID, "demo", &before);
+        let jobs: BTreeSet<&str> = doomed
+            .iter()
+            .filter(|d| d.kind == Kind::Job)
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(
+            jobs,
+            BTreeSet::from([job(&managed).as_str(), job(&external).as_str()])
+        );
     }
 
     #[test]
@@ -460,8 +501,9 @@ mod tests {
         } else {
             json!({})
         };
-        let postgres = match rng.random_range(0..3) {
+        let postgres = match rng.random_range(0..4) {
             0 => json!({"mode": "external", "externalSecret": "p"}),
+            3 => json!({"mode": "external", "externalSecret": "q"}),
             1 => json!({"mode": "disabled"}),
             _ => json!({}),
         };

@@ -2,8 +2,10 @@
 //!
 //! Apply order: generated Secrets, Redis (config, headless Service, StatefulSet, PDB),
 //! PostgreSQL (Service, StatefulSet), then — once PostgreSQL is ready — the migration Job of
-//! the spec's image, the server Service/PDB/HPA/Ingress, and — only once that Job succeeded —
-//! the server Deployment. So a new image never reaches the server before its migrations.
+//! the spec's image and database, the server Service/PDB/HPA/Ingress, and — only once that
+//! Job succeeded — the server Deployment. So neither a new image nor another database (same
+//! image, PostgreSQL switched to external or to another Secret) reaches the server before
+//! its migrations ran there.
 //!
 //! Everything is applied with server-side apply under one field manager and carries a
 //! controller owner reference, so deleting the `SyncKairosCluster` garbage-collects every
@@ -781,7 +783,7 @@ async fn reconcile_inner(skc: &SyncKairosCluster, ctx: &Context) -> Result<Actio
         }
     }
 
-    // migrations: the Job of this image, once PostgreSQL can take it
+    // migrations: the Job of this image and database, once PostgreSQL can take it
     let migrations = match &desired.migration {
         None => Part::ok("NotNeeded", "no audit store: nothing to migrate"),
         Some(_) if !postgres.ok => Part::not("WaitingForPostgres", "PostgreSQL is not ready"),
@@ -798,7 +800,11 @@ async fn reconcile_inner(skc: &SyncKairosCluster, ctx: &Context) -> Result<Actio
                         skc,
                         EventType::Normal,
                         "MigrationStarted",
-                        format!("Job {name} migrates for image {}", c.spec.image),
+                        format!(
+                            "Job {name} migrates {} for image {}",
+                            build::migration_target(&c),
+                            c.spec.image
+                        ),
                     )
                     .await;
                     j

@@ -15,11 +15,12 @@ use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use synckairos_operator::build::names;
+use synckairos_operator::build;
 use synckairos_operator::crd::SyncKairosCluster;
 use synckairos_operator::metrics::Metrics;
 use synckairos_operator::reconcile::{Context, Probes, error_policy, reconcile};
 use synckairos_operator::redis_cluster::ClusterReport;
+use synckairos_operator::validate::validate;
 use tower_test::mock;
 
 #[derive(Default)]
@@ -387,6 +388,12 @@ impl Scenario {
         })
     }
 
+    /// Name of the migration Job the current spec wants (one per image and database).
+    fn job(&self) -> String {
+        let c = validate(&self.skc).unwrap();
+        build::desired(&c).migration.unwrap().metadata.name.unwrap()
+    }
+
     fn cond(&self, t: &str) -> (String, String, String) {
         let c = self
             .skc
@@ -434,7 +441,7 @@ fn pos(w: &[String], item: &str) -> usize {
 #[tokio::test]
 async fn first_reconciles_create_everything_in_order_and_the_server_waits_for_migrations() {
     let mut s = Scenario::new(json!({"image": "synckairos:1.0"}));
-    let job = names::migration("demo", "synckairos:1.0");
+    let job = s.job();
 
     // 1. nothing exists: secrets, Redis, PostgreSQL, server Service/PDB; no Job, no Deployment
     let a = s.reconcile().await.unwrap();
@@ -579,7 +586,7 @@ async fn first_reconciles_create_everything_in_order_and_the_server_waits_for_mi
     s.skc.metadata.generation = Some(2);
     s.reconcile().await.unwrap();
     let w = writes(&s.api.take_log());
-    let job2 = names::migration("demo", "synckairos:1.1");
+    let job2 = s.job();
     assert!(w.contains(&format!("jobs/{job2}")), "{w:?}");
     assert!(
         !w.contains(&"deployments/demo-server".to_string()),
@@ -709,7 +716,7 @@ async fn a_failed_migration_and_an_unreachable_redis_are_reported_and_block_the_
         (status.as_str(), reason.as_str()),
         ("False", "ClusterUnreachable")
     );
-    let job = names::migration("demo", "synckairos:2.0");
+    let job = s.job();
     s.api.set_status(
         "jobs",
         &job,
@@ -911,7 +918,7 @@ async fn nothing_is_deleted_while_the_desired_set_is_unchanged() {
         "server": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4},
                    "ingress": {"host": "k.example.com"}}
     }));
-    let job = names::migration("demo", "synckairos:1.0");
+    let job = s.job();
     s.reconcile().await.unwrap();
     s.api.set_status(
         "statefulsets",
@@ -940,7 +947,7 @@ async fn nothing_is_deleted_while_the_desired_set_is_unchanged() {
     // a new image: the Job of the old one stays (it records that 1.0 migrated)
     s.skc.spec.image = "synckairos:1.1".into();
     s.skc.metadata.generation = Some(2);
-    let job2 = names::migration("demo", "synckairos:1.1");
+    let job2 = s.job();
     s.reconcile().await.unwrap();
     s.api.set_status("jobs", &job2, json!({"succeeded": 1}));
     s.reconcile().await.unwrap();
@@ -952,7 +959,7 @@ async fn nothing_is_deleted_while_the_desired_set_is_unchanged() {
 #[tokio::test]
 async fn switching_to_external_stores_deletes_the_managed_ones_after_the_rollout_but_keeps_data() {
     let mut s = Scenario::new(json!({"image": "synckairos:1.0"}));
-    let job = names::migration("demo", "synckairos:1.0");
+    let job = s.job();
     s.reconcile().await.unwrap();
     s.api.set_status(
         "statefulsets",
@@ -1045,6 +1052,127 @@ async fn switching_to_external_stores_deletes_the_managed_ones_after_the_rollout
         assert!(notes[0].contains(kn), "{kn} not in {notes:?}");
     }
     assert!(notes[0].contains(&format!("Job {job}")), "{notes:?}");
+}
+
+/// Where the server Deployment stored in the fake API reads DATABASE_URL from: the managed
+/// Service's host, or the name of the Secret holding it.
+fn deployment_database(s: &Scenario) -> String {
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    let env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let url = env.iter().find(|e| e["name"] == "DATABASE_URL").unwrap();
+    match url["value"].as_str() {
+        Some(v) => v.split('@').nth(1).unwrap().to_string(),
+        None => format!(
+            "secret {}",
+            url["valueFrom"]["secretKeyRef"]["name"].as_str().unwrap()
+        ),
+    }
+}
+
+#[tokio::test]
+async fn another_database_with_the_same_image_is_migrated_before_the_rollout() {
+    let mut s = Scenario::new(json!({"image": "synckairos:1.0"}));
+    let managed_job = s.job();
+    s.reconcile().await.unwrap();
+    s.api.set_status(
+        "statefulsets",
+        "demo-postgres",
+        json!({"replicas": 1, "readyReplicas": 1}),
+    );
+    s.redis_pods_running(6);
+    s.probes.redis_ok.store(true, Ordering::SeqCst);
+    s.reconcile().await.unwrap();
+    s.api
+        .set_status("jobs", &managed_job, json!({"succeeded": 1}));
+    s.reconcile().await.unwrap();
+    let settled =
+        json!({"replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2});
+    s.api
+        .set_status("deployments", "demo-server", settled.clone());
+    s.probes.server_ready.store(true, Ordering::SeqCst);
+    s.reconcile().await.unwrap();
+    assert_eq!(s.cond("Ready").0, "True");
+    assert_eq!(
+        deployment_database(&s),
+        "demo-postgres.ns.svc:5432/$(PGDATABASE)"
+    );
+    s.api.take_log();
+
+    // each step switches the database, never the image: a new Job each time, and the
+    // Deployment keeps the previous database until that Job succeeded
+    let steps = [
+        (
+            json!({"mode": "external", "externalSecret": "pg"}),
+            "secret pg",
+        ),
+        (
+            json!({"mode": "external", "externalSecret": "pg-new"}),
+            "secret pg-new",
+        ),
+    ];
+    let mut previous = "demo-postgres.ns.svc:5432/$(PGDATABASE)".to_string();
+    let mut jobs = vec![managed_job.clone()];
+    for (generation, (postgres, database)) in (2..).zip(steps) {
+        s.skc.spec.postgres = serde_json::from_value(postgres).unwrap();
+        s.skc.metadata.generation = Some(generation);
+        let job = s.job();
+        assert!(!jobs.contains(&job), "{job} reused for {database}");
+        for round in 0..2 {
+            s.reconcile().await.unwrap();
+            let log = s.api.take_log();
+            // the server is not settled on the new database yet: nothing is pruned
+            assert!(deletes(&log).is_empty(), "{log:?}");
+            let w = writes(&log);
+            assert_eq!(
+                w.contains(&format!("jobs/{job}")),
+                round == 0,
+                "the Job is created once: {w:?}"
+            );
+            assert!(
+                !w.contains(&"deployments/demo-server".to_string()),
+                "rolled out onto {database} before migrating it: {w:?}"
+            );
+            assert_eq!(deployment_database(&s), previous);
+            let (status, reason, _) = s.cond("MigrationsComplete");
+            assert_eq!((status.as_str(), reason.as_str()), ("False", "Running"));
+            assert_eq!(s.cond("Ready").0, "False");
+        }
+        let created = s.api.get("jobs", &job).unwrap();
+        assert_eq!(
+            created["spec"]["template"]["spec"]["containers"][0]["image"],
+            "synckairos:1.0"
+        );
+        let env = &created["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert!(
+            env.to_string()
+                .contains(database.trim_start_matches("secret ")),
+            "{env}"
+        );
+
+        s.api.set_status("jobs", &job, json!({"succeeded": 1}));
+        s.reconcile().await.unwrap();
+        let w = writes(&s.api.take_log());
+        assert!(w.contains(&"deployments/demo-server".to_string()), "{w:?}");
+        assert_eq!(deployment_database(&s), database);
+        assert_eq!(s.cond("MigrationsComplete").0, "True");
+        s.api
+            .set_status("deployments", "demo-server", settled.clone());
+        s.reconcile().await.unwrap();
+        assert_eq!(s.cond("Ready").0, "True");
+        // the managed PostgreSQL goes once the server left it
+        assert!(s.api.get("statefulsets", "demo-postgres").is_none());
+        s.api.take_log();
+        previous = database.to_string();
+        jobs.push(job);
+    }
+
+    // the Jobs that record which image migrated which database stay while PostgreSQL is in use
+    for job in &jobs {
+        assert!(s.api.get("jobs", job).is_some(), "{job} deleted");
+    }
 }
 
 #[tokio::test]

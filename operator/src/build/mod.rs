@@ -29,6 +29,8 @@ pub const POSTGRES_PORT: i32 = 5432;
 pub const FIELD_MANAGER: &str = "synckairos-operator";
 /// Annotation on migration Jobs naming the image they migrate for.
 pub const IMAGE_ANNOTATION: &str = "synckairos.io/image";
+/// Annotation on migration Jobs naming the database they migrate ([`migration_target`]).
+pub const DATABASE_ANNOTATION: &str = "synckairos.io/database";
 
 /// Names of every object derived from a cluster, in one place so builders and the
 /// reconciler cannot disagree.
@@ -61,17 +63,49 @@ pub mod names {
     pub fn ingress(c: &str) -> String {
         c.to_string()
     }
-    /// Migration Job of one image: a new image gets a new Job, an unchanged one reuses it.
-    pub fn migration(c: &str, image: &str) -> String {
-        format!("{c}-migrate-{:08x}", super::image_hash(image))
+    /// Migration Job of one image against one database ([`super::migration_target`]): a new
+    /// image or another database gets a new Job, an unchanged pair reuses the one that ran.
+    /// Always `c` plus 17 characters (`-migrate-` and 8 hex digits).
+    pub fn migration(c: &str, image: &str, target: &str) -> String {
+        format!("{c}-migrate-{:08x}", super::migration_hash(image, target))
     }
 }
 
-/// Stable 32-bit FNV-1a hash of an image reference (names one migration Job per image).
-pub fn image_hash(image: &str) -> u32 {
-    image.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+/// Stable 32-bit FNV-1a hash of an image reference and a database target (names one
+/// migration Job per pair). A NUL byte, which neither can contain, separates the two, so
+/// moving characters from one to the other changes the input.
+pub fn migration_hash(image: &str, target: &str) -> u32 {
+    image
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(target.bytes())
+        .fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        })
+}
+
+/// Which database the migration Job migrates, as a stable string: managed mode names the
+/// PostgreSQL Service (host and port) and the credentials Secret (which names the database
+/// and role), external mode the Secret holding `DATABASE_URL`. Anything that can point
+/// `DATABASE_URL` at another database changes it, so the Job name changes with it and the
+/// new database is migrated before the server rolls out onto it.
+pub fn migration_target(c: &Checked) -> String {
+    match c.spec.postgres.mode {
+        PostgresMode::Managed => format!(
+            "managed:{}:{POSTGRES_PORT}/{}",
+            service_host(c, &names::postgres(&c.name)),
+            postgres_credentials_secret(c)
+        ),
+        PostgresMode::External => format!(
+            "external:{}",
+            c.spec
+                .postgres
+                .external_secret
+                .as_deref()
+                .unwrap_or_default()
+        ),
+        PostgresMode::Disabled => "disabled".to_string(),
+    }
 }
 
 /// Labels that select one component's pods (never change once created: selectors are immutable).
@@ -273,7 +307,7 @@ pub struct Desired {
     pub redis: Option<redis::RedisObjects>,
     /// Managed PostgreSQL (absent when external or disabled).
     pub postgres: Option<postgres::PostgresObjects>,
-    /// Migration Job of the spec's image (absent when PostgreSQL is disabled).
+    /// Migration Job of the spec's image and database (absent when PostgreSQL is disabled).
     pub migration: Option<k8s_openapi::api::batch::v1::Job>,
     /// Server objects.
     pub server: server::ServerObjects,
@@ -309,13 +343,129 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::checked;
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// The migration Job name `desired` builds for a spec.
+    fn job_name(spec: serde_json::Value) -> String {
+        desired(&checked(spec))
+            .migration
+            .unwrap()
+            .metadata
+            .name
+            .unwrap()
+    }
 
     #[test]
-    fn migration_job_name_changes_with_the_image_only() {
-        let a = names::migration("demo", "synckairos:1.0");
-        assert_eq!(a, names::migration("demo", "synckairos:1.0"));
-        assert_ne!(a, names::migration("demo", "synckairos:1.1"));
-        assert_eq!(a.len(), "demo-migrate-".len() + 8);
+    fn migration_job_name_changes_with_the_image_and_the_database_only() {
+        let base = job_name(serde_json::json!({"image": "synckairos:1.0"}));
+        assert_eq!(base.len(), "demo-migrate-".len() + 8);
+        assert!(base.starts_with("demo-migrate-"));
+        // another image or another database: another Job
+        let other = [
+            serde_json::json!({"image": "synckairos:1.1"}),
+            serde_json::json!({"image": "synckairos:1.0",
+                               "postgres": {"mode": "external", "externalSecret": "pg"}}),
+            serde_json::json!({"image": "synckairos:1.0",
+                               "postgres": {"credentialsSecret": "my-db"}}),
+        ];
+        let mut seen = BTreeMap::from([(base.clone(), "base".to_string())]);
+        for spec in other {
+            let n = job_name(spec.clone());
+            assert!(
+                seen.insert(n.clone(), spec.to_string()).is_none(),
+                "{spec} reuses {n}"
+            );
+        }
+        let ext = |secret: &str| {
+            job_name(serde_json::json!({"image": "synckairos:1.0",
+                "postgres": {"mode": "external", "externalSecret": secret}}))
+        };
+        assert_ne!(ext("pg"), ext("pg-new"));
+        assert_eq!(ext("pg"), ext("pg"));
+        // what does not change the database or the image keeps the Job
+        for spec in [
+            serde_json::json!({"image": "synckairos:1.0", "server": {"replicas": 5}}),
+            serde_json::json!({"image": "synckairos:1.0",
+                               "redis": {"mode": "external", "externalSecret": "r"}}),
+            serde_json::json!({"image": "synckairos:1.0",
+                               "postgres": {"image": "postgres:17", "storage": {"size": "9Gi"}}}),
+            serde_json::json!({"image": "synckairos:1.0", "imagePullPolicy": "Always",
+                               "server": {"ingress": {"host": "k.example.com"}}}),
+        ] {
+            assert_eq!(job_name(spec.clone()), base, "{spec}");
+        }
+        // the separator keeps the two inputs apart
+        assert_ne!(
+            names::migration("demo", "a", "b"),
+            names::migration("demo", "ab", "")
+        );
+    }
+
+    /// A random valid cluster name of `len` characters.
+    fn random_name(rng: &mut StdRng, len: usize) -> String {
+        const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789-";
+        (0..len)
+            .map(|i| {
+                let edge = i == 0 || i + 1 == len;
+                let n = if edge { CHARS.len() - 1 } else { CHARS.len() };
+                CHARS[rng.random_range(0..n)] as char
+            })
+            .collect()
+    }
+
+    #[test]
+    fn property_migration_job_names_fit_and_follow_image_and_database() {
+        let mut rng = StdRng::seed_from_u64(0x6d16);
+        // a few clusters (one of the longest name allowed), so pairs share a prefix
+        let mut pool: Vec<String> = (0..5)
+            .map(|_| {
+                let len = rng.random_range(1..=crate::validate::MAX_NAME_LEN);
+                random_name(&mut rng, len)
+            })
+            .collect();
+        pool.push(random_name(&mut rng, crate::validate::MAX_NAME_LEN));
+        let mut by_name: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+        for _ in 0..2000 {
+            let name = pool[rng.random_range(0..pool.len())].clone();
+            let image = format!("reg.example.com/synckairos:{}", rng.random_range(0..20));
+            let postgres = match rng.random_range(0..3) {
+                0 => serde_json::json!({}),
+                1 => {
+                    serde_json::json!({"credentialsSecret": format!("c{}", rng.random_range(0..5))})
+                }
+                _ => serde_json::json!({"mode": "external",
+                                        "externalSecret": format!("s{}", rng.random_range(0..5))}),
+            };
+            let mut skc = crate::crd::SyncKairosCluster::new(
+                &name,
+                serde_json::from_value(serde_json::json!({"image": image, "postgres": postgres}))
+                    .unwrap(),
+            );
+            skc.metadata.namespace = Some(format!("ns{}", rng.random_range(0..3)));
+            skc.metadata.uid = Some("u".into());
+            let c = crate::validate::validate(&skc).unwrap();
+            let job = desired(&c).migration.unwrap().metadata.name.unwrap();
+            // a DNS label (the Job controller copies it into a pod label value)
+            assert!(job.len() <= 63, "{job}");
+            assert_eq!(job.len(), name.len() + 17, "{job}");
+            assert!(
+                job.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{job}"
+            );
+            assert_eq!(job, names::migration(&name, &image, &migration_target(&c)));
+            // one name per (cluster, namespace, image, database) and vice versa
+            let key = (
+                format!("{}/{name}", c.namespace),
+                image,
+                migration_target(&c),
+            );
+            let job = format!("{}/{job}", c.namespace);
+            if let Some(prev) = by_name.insert(job.clone(), key.clone()) {
+                assert_eq!(prev, key, "{job} names two (image, database) pairs");
+            }
+        }
     }
 
     #[test]

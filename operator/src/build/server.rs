@@ -27,8 +27,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    IMAGE_ANNOTATION, SERVER_PORT, app_pod_security, database_env, env, labels, meta, names,
-    redis_env, restricted_container, selector, selector_labels, service_host,
+    DATABASE_ANNOTATION, IMAGE_ANNOTATION, SERVER_PORT, app_pod_security, database_env, env,
+    labels, meta, migration_target, names, redis_env, restricted_container, selector,
+    selector_labels, service_host,
 };
 use crate::validate::Checked;
 
@@ -331,17 +332,20 @@ pub fn hpa(c: &Checked) -> Option<HorizontalPodAutoscaler> {
     })
 }
 
-/// The migration Job of the spec's image: `synckairos migrate` against DATABASE_URL.
+/// The migration Job of the spec's image and database: `synckairos migrate` against
+/// DATABASE_URL. Its name hashes both ([`names::migration`]), so switching PostgreSQL to
+/// another database with the same image makes a new Job instead of reusing a succeeded one.
 pub fn migration_job(c: &Checked) -> Job {
+    let target = migration_target(c);
     let mut metadata = meta(
         c,
-        names::migration(&c.name, &c.spec.image),
+        names::migration(&c.name, &c.spec.image, &target),
         MIGRATION_COMPONENT,
     );
-    metadata.annotations = Some(BTreeMap::from([(
-        IMAGE_ANNOTATION.to_string(),
-        c.spec.image.clone(),
-    )]));
+    metadata.annotations = Some(BTreeMap::from([
+        (IMAGE_ANNOTATION.to_string(), c.spec.image.clone()),
+        (DATABASE_ANNOTATION.to_string(), target),
+    ]));
     Job {
         metadata,
         spec: Some(JobSpec {
@@ -497,14 +501,14 @@ mod tests {
     fn migration_job_runs_migrate_with_the_spec_image() {
         let c = checked(serde_json::json!({"image": "reg/synckairos:2.0"}));
         let j = migration_job(&c);
+        let target = "managed:demo-postgres.ns.svc:5432/demo-postgres-credentials";
         assert_eq!(
             j.metadata.name,
-            Some(names::migration("demo", "reg/synckairos:2.0"))
+            Some(names::migration("demo", "reg/synckairos:2.0", target))
         );
-        assert_eq!(
-            j.metadata.annotations.unwrap()[IMAGE_ANNOTATION],
-            "reg/synckairos:2.0"
-        );
+        let a = j.metadata.annotations.unwrap();
+        assert_eq!(a[IMAGE_ANNOTATION], "reg/synckairos:2.0");
+        assert_eq!(a[DATABASE_ANNOTATION], target);
         let pod = j.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.containers[0].args, Some(vec!["migrate".to_string()]));
         assert_eq!(
