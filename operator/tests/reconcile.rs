@@ -394,6 +394,24 @@ impl Scenario {
         build::desired(&c).migration.unwrap().metadata.name.unwrap()
     }
 
+    /// First reconcile, then managed PostgreSQL and 6 Redis pods come up
+    /// and the migration Job of the current spec succeeds; returns its name.
+    async fn stores_up_and_migrated(&mut self) -> String {
+        let job = self.job();
+        self.reconcile().await.unwrap();
+        self.api.set_status(
+            "statefulsets",
+            "demo-postgres",
+            json!({"replicas": 1, "readyReplicas": 1}),
+        );
+        self.redis_pods_running(6);
+        self.probes.redis_ok.store(true, Ordering::SeqCst);
+        self.reconcile().await.unwrap();
+        self.api.set_status("jobs", &job, json!({"succeeded": 1}));
+        self.reconcile().await.unwrap();
+        job
+    }
+
     fn cond(&self, t: &str) -> (String, String, String) {
         let c = self
             .skc
@@ -918,18 +936,7 @@ async fn nothing_is_deleted_while_the_desired_set_is_unchanged() {
         "server": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4},
                    "ingress": {"host": "k.example.com"}}
     }));
-    let job = s.job();
-    s.reconcile().await.unwrap();
-    s.api.set_status(
-        "statefulsets",
-        "demo-postgres",
-        json!({"replicas": 1, "readyReplicas": 1}),
-    );
-    s.redis_pods_running(6);
-    s.probes.redis_ok.store(true, Ordering::SeqCst);
-    s.reconcile().await.unwrap();
-    s.api.set_status("jobs", &job, json!({"succeeded": 1}));
-    s.reconcile().await.unwrap();
+    let job = s.stores_up_and_migrated().await;
     s.api.set_status(
         "deployments",
         "demo-server",
@@ -959,18 +966,7 @@ async fn nothing_is_deleted_while_the_desired_set_is_unchanged() {
 #[tokio::test]
 async fn switching_to_external_stores_deletes_the_managed_ones_after_the_rollout_but_keeps_data() {
     let mut s = Scenario::new(json!({"image": "synckairos:1.0"}));
-    let job = s.job();
-    s.reconcile().await.unwrap();
-    s.api.set_status(
-        "statefulsets",
-        "demo-postgres",
-        json!({"replicas": 1, "readyReplicas": 1}),
-    );
-    s.redis_pods_running(6);
-    s.probes.redis_ok.store(true, Ordering::SeqCst);
-    s.reconcile().await.unwrap();
-    s.api.set_status("jobs", &job, json!({"succeeded": 1}));
-    s.reconcile().await.unwrap();
+    let job = s.stores_up_and_migrated().await;
     // a volume claim the StatefulSet controller made (labelled like the pods)
     s.api.put(
         "persistentvolumeclaims",
@@ -1075,19 +1071,7 @@ fn deployment_database(s: &Scenario) -> String {
 #[tokio::test]
 async fn another_database_with_the_same_image_is_migrated_before_the_rollout() {
     let mut s = Scenario::new(json!({"image": "synckairos:1.0"}));
-    let managed_job = s.job();
-    s.reconcile().await.unwrap();
-    s.api.set_status(
-        "statefulsets",
-        "demo-postgres",
-        json!({"replicas": 1, "readyReplicas": 1}),
-    );
-    s.redis_pods_running(6);
-    s.probes.redis_ok.store(true, Ordering::SeqCst);
-    s.reconcile().await.unwrap();
-    s.api
-        .set_status("jobs", &managed_job, json!({"succeeded": 1}));
-    s.reconcile().await.unwrap();
+    let managed_job = s.stores_up_and_migrated().await;
     let settled =
         json!({"replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2});
     s.api
