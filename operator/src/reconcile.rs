@@ -199,14 +199,24 @@ fn kube_err(verb: &'static str, kind: &str, name: &str) -> impl FnOnce(kube::Err
     }
 }
 
-/// Server-side apply under our field manager (force: we own these fields).
-async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K, Error>
-where
+/// The typed, namespaced Kubernetes objects this reconciler reads and writes.
+trait Namespaced:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug
+{
+}
+
+impl<K> Namespaced for K where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + DeserializeOwned
-        + Serialize
-        + Debug,
+        + Debug
+{
+}
+
+/// Server-side apply under our field manager (force: we own these fields).
+async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K, Error>
+where
+    K: Namespaced + Serialize,
 {
     let name = obj.meta().name.clone().unwrap_or_default();
     let api: Api<K> = Api::namespaced(client.clone(), ns);
@@ -221,10 +231,7 @@ where
 
 async fn get_opt<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug,
+    K: Namespaced,
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     api.get_opt(name)
@@ -235,10 +242,7 @@ where
 /// Metadata of the objects of one kind that match a label selector.
 async fn list_meta<K>(client: &Client, ns: &str, selector: &str) -> Result<Vec<ObjectMeta>, Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug,
+    K: Namespaced,
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let list = api
@@ -253,10 +257,7 @@ where
 /// already gone or was replaced in between: the next reconcile judges again.
 async fn delete_one<K>(client: &Client, ns: &str, d: &Doomed) -> Result<bool, Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug,
+    K: Namespaced,
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let mut dp = DeleteParams::background();

@@ -89,6 +89,31 @@ pub struct ClusterReport {
 }
 
 impl ClusterReport {
+    /// The report of `view` (the first node's), counting the slots of the
+    /// primaries `serves` accepts.
+    fn of_view(
+        state: String,
+        view: &[NodeLine],
+        serves: impl Fn(&NodeLine) -> bool,
+        actions: Vec<String>,
+    ) -> Self {
+        ClusterReport {
+            state,
+            slots_assigned: view
+                .iter()
+                .filter(|l| serves(l))
+                .map(NodeLine::slot_count)
+                .sum(),
+            nodes: view.len(),
+            primaries: view
+                .iter()
+                .filter(|l| l.is_primary() && l.slot_count() > 0)
+                .count(),
+            replicas: view.iter().filter(|l| l.master.is_some()).count(),
+            actions,
+        }
+    }
+
     /// Whether the cluster serves every slot.
     pub fn is_ok(&self) -> bool {
         self.state == "ok" && self.slots_assigned == SLOTS
@@ -277,22 +302,12 @@ pub async fn ensure_cluster(
     // Slots and roles are only decided on a converged view: a node that does not see all
     // the others yet could hand out slots someone else already owns.
     if !unmet(&nodes).is_empty() {
-        let view = &nodes[0].view;
-        return Ok(ClusterReport {
-            state: "forming".into(),
-            slots_assigned: view
-                .iter()
-                .filter(|l| l.is_primary())
-                .map(NodeLine::slot_count)
-                .sum(),
-            nodes: view.len(),
-            primaries: view
-                .iter()
-                .filter(|l| l.is_primary() && l.slot_count() > 0)
-                .count(),
-            replicas: view.iter().filter(|l| l.master.is_some()).count(),
+        return Ok(ClusterReport::of_view(
+            "forming".into(),
+            &nodes[0].view,
+            NodeLine::is_primary,
             actions,
-        });
+        ));
     }
 
     // 2. Forget ids that failed and are no pod of ours any more (a pod that lost its volume).
@@ -440,21 +455,12 @@ pub async fn ensure_cluster(
     } else {
         "forming".to_string()
     };
-    Ok(ClusterReport {
+    Ok(ClusterReport::of_view(
         state,
-        slots_assigned: view
-            .iter()
-            .filter(|l| l.is_primary() && !l.has("fail"))
-            .map(NodeLine::slot_count)
-            .sum(),
-        nodes: view.len(),
-        primaries: view
-            .iter()
-            .filter(|l| l.is_primary() && l.slot_count() > 0)
-            .count(),
-        replicas: view.iter().filter(|l| l.master.is_some()).count(),
+        view,
+        |l| l.is_primary() && !l.has("fail"),
         actions,
-    })
+    ))
 }
 
 #[cfg(test)]

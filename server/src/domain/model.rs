@@ -250,8 +250,8 @@ pub struct Session {
     /// Client data, echoed.
     #[serde(default = "empty_object")]
     pub metadata: serde_json::Value,
-    /// Which create this state descends from: random per create, assigned by
-    /// the engine and compared with the version on every commit, so a stale
+    /// Which create this state descends from: random per create, drawn by
+    /// the service and compared with the version on every commit, so a stale
     /// copy of a session that was deleted and created again under the same
     /// id can never commit over the new one. The domain carries it
     /// untouched; it is not part of the JSON (0: not assigned).

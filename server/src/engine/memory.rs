@@ -11,7 +11,7 @@ use crate::domain::{Millis, Session};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -32,36 +32,30 @@ pub struct MemoryEngine {
 }
 
 /// Audit events lost to a full queue: counted (the audit metric when one is
-/// given) and reported in at most one warning per [`WARN_EVERY_MS`], so a
+/// given) and reported in at most one warning per [`WARN_EVERY`], so a
 /// PostgreSQL outage under load does not become a log flood.
 #[derive(Default)]
 struct Dropped {
     metric: Option<prometheus::IntCounter>,
-    since_warning: AtomicU64,
-    last_warning_ms: AtomicI64,
+    /// When the last warning went out, and the drops since then.
+    unreported: Mutex<(Option<Instant>, u64)>,
 }
 
-const WARN_EVERY_MS: i64 = 10_000;
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Dropped {
     fn record(&self) {
         if let Some(m) = &self.metric {
             m.inc();
         }
-        let n = self.since_warning.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = now_ms();
-        let last = self.last_warning_ms.load(Ordering::Relaxed);
-        if (last == 0 || now - last >= WARN_EVERY_MS)
-            && self
-                .last_warning_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let n = n.max(self.since_warning.swap(0, Ordering::Relaxed));
+        let mut u = self.unreported.lock();
+        u.1 += 1;
+        if u.0.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
             tracing::warn!(
-                dropped = n,
+                dropped = u.1,
                 "audit queue full: audit events dropped (synckairos_audit_dropped_total)"
             );
+            *u = (Some(Instant::now()), 0);
         }
     }
 }

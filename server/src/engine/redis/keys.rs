@@ -80,6 +80,10 @@ pub fn parse_member(m: &str) -> Option<(Uuid, u64)> {
     Some((Uuid::parse_str(id).ok()?, v.parse().ok()?))
 }
 
+/// How many leading bytes of a stored value always hold its CAS token and
+/// the `|` after it (what the scripts' `GETRANGE 0 31` reads).
+pub const HEAD_BYTES: usize = 32;
+
 /// The stored value: the CAS token first (see [`cas_token`]), so a script
 /// can compare it with a short GETRANGE and no JSON parsing.
 pub fn encode_state(version: u64, incarnation: u32, json: &[u8]) -> Vec<u8> {
@@ -235,6 +239,6 @@ mod tests {
     fn token_fits_the_scripts_getrange() {
         // The scripts read the first 32 bytes: the longest token plus '|'.
         let longest = cas_token(u64::MAX, u32::MAX);
-        assert!(longest.len() < 32, "{longest}");
+        assert!(longest.len() < HEAD_BYTES, "{longest}");
     }
 }

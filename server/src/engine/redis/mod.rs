@@ -646,8 +646,10 @@ impl RedisEngine {
     /// past due are checked, so live timers are never touched.
     async fn reap(&self, bucket: u32, stale: Vec<(Uuid, u64, String)>) {
         for (id, version, m) in stale {
-            let head: Result<Option<Bytes>, _> =
-                self.client().getrange(keys::state_key(&id), 0, 24).await;
+            let head: Result<Option<Bytes>, _> = self
+                .client()
+                .getrange(keys::state_key(&id), 0, keys::HEAD_BYTES - 1)
+                .await;
             let current = match head {
                 Ok(h) => h.as_deref().and_then(keys::decode_state).map(|s| s.version),
                 Err(_) => return,
@@ -738,17 +740,15 @@ impl Engine for RedisEngine {
             }
             // Another change got there first: the reply is the stored value,
             // kept so the retry starts from it without a read.
-            Value::Bytes(raw) => {
-                self.keep_reply(id, &raw);
-                Err(EngineError::VersionMismatch)
-            }
-            Value::String(raw) => {
-                self.keep_reply(id, raw.as_bytes());
-                Err(EngineError::VersionMismatch)
-            }
-            other => Err(EngineError::Unavailable(format!(
-                "commit script returned {other:?}"
-            ))),
+            other => match other.as_bytes() {
+                Some(raw) => {
+                    self.keep_reply(id, raw);
+                    Err(EngineError::VersionMismatch)
+                }
+                None => Err(EngineError::Unavailable(format!(
+                    "commit script returned {other:?}"
+                ))),
+            },
         }
     }
 
@@ -765,7 +765,6 @@ impl Engine for RedisEngine {
             Value::from(keys::channel(&id)),
             encode_update(Some(&update)),
         ];
-        self.cache.remove(&id);
         let r = self.run::<i64>("delete", &self.delete, &id, args).await;
         self.cache.remove(&id);
         Ok(r? == 1)
