@@ -784,3 +784,73 @@ async fn commands_through_an_instance_with_a_stale_copy_act_on_the_stored_state(
         (6, Some("a"))
     );
 }
+
+/// Concurrent commits travel together (one script call for the lot on a
+/// single-threaded runtime, where all of them queue before the worker runs)
+/// and each still gets its own outcome: per session the first in order
+/// wins, the competitors get a version mismatch, a missing session is
+/// not found.
+#[tokio::test]
+async fn concurrent_commits_share_a_batch_and_keep_their_own_outcomes() {
+    let Some(redis) = start_redis().await else {
+        return;
+    };
+    let metrics = Metrics::new();
+    let a = connect(cfg(redis.port), &metrics).await.unwrap();
+    let now = now_ms();
+    let sessions: Vec<Session> = (0..8).map(|_| session(now)).collect();
+    for s in &sessions {
+        a.create(commit_of(s, None)).await.unwrap();
+    }
+    // Four competing version-2 states per session, told apart by their bank.
+    let mut attempts = Vec::new();
+    for s in &sessions {
+        for bank in 0..4 {
+            let mut next = s.clone();
+            next.version = 2;
+            next.total_time_ms = 1000 + bank;
+            attempts.push(next);
+        }
+    }
+    let mut ghost = session(now);
+    ghost.version = 2;
+    attempts.push(ghost);
+    let outcomes = futures::future::join_all(
+        attempts
+            .iter()
+            .map(|s| a.commit(commit_of(s, Some(now + 60_000)))),
+    )
+    .await;
+
+    let (ghost_outcome, outcomes) = outcomes.split_last().unwrap();
+    assert!(matches!(ghost_outcome, Err(EngineError::NotFound)));
+    for (i, s) in sessions.iter().enumerate() {
+        let mine = &outcomes[i * 4..i * 4 + 4];
+        assert!(mine[0].is_ok(), "{mine:?}");
+        assert!(
+            mine[1..]
+                .iter()
+                .all(|o| matches!(o, Err(EngineError::VersionMismatch))),
+            "{mine:?}"
+        );
+        let stored = a.load(s.session_id).await.unwrap().unwrap();
+        assert_eq!((stored.version, stored.total_time_ms), (2, 1000));
+    }
+    let metric = |name: &str| -> f64 {
+        metrics
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (calls, commits) = (
+        metric("synckairos_redis_commit_batch_size_count"),
+        metric("synckairos_redis_commit_batch_size_sum"),
+    );
+    assert_eq!(commits, attempts.len() as f64);
+    assert!(
+        calls < commits,
+        "{calls} script calls for {commits} commits"
+    );
+}
