@@ -118,6 +118,28 @@ scenario() {
   fi
 }
 
+# The Redis engine's yardstick (issue 3): the closed-loop switch rate against
+# what redis-benchmark reaches with a single EVALSHA (`return 1`) on the same
+# Redis and the same cores, at the same concurrency. Prints both and the ratio.
+evalsha_ratio() {
+  [[ $ENGINE == redis ]] || return 0
+  if ! command -v redis-benchmark >/dev/null || ! command -v redis-cli >/dev/null; then
+    echo "bench: redis-benchmark/redis-cli not installed: no EVALSHA ratio" >&2
+    return 0
+  fi
+  local switch_rps sha evalsha_rps ratio
+  switch_rps=$(grep -o '^{"scenario":"switch".*' "$WORK/last.out" | grep -o '"rps":[0-9.]*' | cut -d: -f2)
+  [[ -n $switch_rps ]] || return 0
+  sha=$(redis-cli -u "$BENCH_REDIS_URL" script load "return 1")
+  evalsha_rps=$(redis-benchmark -u "$BENCH_REDIS_URL" -c "$CONCURRENCY" -n 200000 -q evalsha "$sha" 0 |
+    tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
+  [[ -n $evalsha_rps ]] || { echo "bench: redis-benchmark gave no rate" >&2; return 0; }
+  ratio=$(awk -v a="$switch_rps" -v b="$evalsha_rps" 'BEGIN { printf "%.3f", a / b }')
+  echo "switch $switch_rps/s vs redis-benchmark EVALSHA (return 1, -c $CONCURRENCY) $evalsha_rps/s: ratio $ratio (target >= 0.333)"
+  printf '{"scenario":"evalsha-ratio","switch_rps":%s,"evalsha_rps":%s,"ratio":%s}\n' \
+    "$switch_rps" "$evalsha_rps" "$ratio" >>"$SUMMARY"
+}
+
 echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') cpus $(nproc) load $(cut -d' ' -f1-3 /proc/loadavg)"
 start_server a
 URL_A=$URL
@@ -125,7 +147,10 @@ PID_A=$SERVER_PID
 for s in $SCENARIOS; do
   case $s in
   idle-ws) scenario idle-ws --connections "$IDLE_WS" --sessions 100 ;;
-  switch) scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" ;;
+  switch)
+    scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION"
+    evalsha_ratio
+    ;;
   # Latency at the target load (issue 2: >= 30,000 switches/s) rather than at saturation.
   switch-rate) scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" --rate "$SWITCH_RATE" ;;
   get) scenario get --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" ;;

@@ -73,7 +73,8 @@ pub struct RedisConfig {
     /// bounds memory while no audit consumer trims it.
     pub outbox_max_len: u64,
     /// Command connections (per node), used round-robin: one multiplexed
-    /// connection leaves the server waiting on round trips under load.
+    /// connection leaves the server waiting on round trips under load. Also
+    /// how many commit batches may be outstanding at once.
     pub connections: usize,
     /// Cluster only: how often the slot owners are compared with the last
     /// look. A slot that moved without a reconnect (manual failover,
