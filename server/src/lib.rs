@@ -9,6 +9,8 @@
 //!   (the `Engine` trait, the in-memory engine, the local fan-out hub).
 //! - [`service`]: the use cases — load, apply a domain command, commit with a
 //!   version check, retry, arm timeouts, sweep — shared by every engine.
+//! - [`session_locks`]: one change per session at a time on an instance,
+//!   so bursts on one session do not turn into lost races.
 //! - [`protocol`]: WebSocket messages, rendered once per update.
 //! - [`api`]: axum REST + WebSocket, errors, metrics, OpenAPI.
 //! - [`config`]: command-line / environment configuration.
@@ -24,3 +26,4 @@ pub mod engine;
 pub mod metrics;
 pub mod protocol;
 pub mod service;
+pub mod session_locks;

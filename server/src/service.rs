@@ -11,6 +11,7 @@ use crate::domain::{
 use crate::engine::{AuditEvent, Commit, Engine, EngineError, Subscription, Update, UpdateKind};
 use crate::metrics::Metrics;
 use crate::protocol;
+use crate::session_locks::SessionLocks;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub struct Service {
     metrics: Arc<Metrics>,
     config: ServiceConfig,
     timers: Mutex<HashMap<Uuid, (u64, AbortHandle)>>,
+    changing: SessionLocks,
 }
 
 impl Service {
@@ -103,6 +105,7 @@ impl Service {
             metrics,
             config,
             timers: Mutex::new(HashMap::new()),
+            changing: SessionLocks::default(),
         })
     }
 
@@ -148,6 +151,9 @@ impl Service {
         cmd: Command,
     ) -> Result<Outcome, ServiceError> {
         let started = std::time::Instant::now();
+        // Changes of one session made here queue instead of racing: each
+        // starts from the state the previous one committed.
+        let _turn = self.changing.lock(id).await;
         let mut expired = None;
         let mut races = 0;
         // A cached copy may be stale: it is only trusted to commit (the

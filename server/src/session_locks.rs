@@ -1,0 +1,190 @@
+//! One queue per session for the changes this instance makes.
+//!
+//! Two changes of one session computed from the same state cannot both
+//! commit: the loser retries from the winner's state. Racing on the store
+//! is how instances settle it, but within one instance it only wastes round
+//! trips — and with batched commits (several commits per Redis call) it is
+//! worse: a burst of N changes of one session would settle one per round
+//! trip and exhaust the retry budget. So each instance lets one change per
+//! session at a time compute and commit (FIFO); the next one starts from the
+//! state just committed and wins at once. Other sessions are unaffected.
+
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Per session with a change in progress: who waits next, in order.
+type Held = Arc<Mutex<HashMap<Uuid, VecDeque<oneshot::Sender<()>>>>>;
+
+/// The sessions with a change in progress here (an entry lives while
+/// someone holds it).
+#[derive(Default)]
+pub struct SessionLocks {
+    held: Held,
+}
+
+/// The right to change one session; on drop it passes to the next waiter.
+pub struct SessionGuard {
+    id: Uuid,
+    held: Held,
+}
+
+impl SessionLocks {
+    /// Waits (FIFO) until no other change of `id` is in progress here.
+    pub async fn lock(&self, id: Uuid) -> SessionGuard {
+        let rx = {
+            let mut held = self.held.lock();
+            match held.get_mut(&id) {
+                None => {
+                    held.insert(id, VecDeque::new());
+                    None
+                }
+                Some(queue) => {
+                    let (tx, rx) = oneshot::channel();
+                    queue.push_back(tx);
+                    Some(rx)
+                }
+            }
+        };
+        if let Some(rx) = rx {
+            let mut waiting = Waiting {
+                id,
+                rx: Some(rx),
+                held: Arc::clone(&self.held),
+            };
+            // The sender is only dropped by a handover, so this resolves Ok.
+            let _ = waiting.rx.as_mut().expect("set above").await;
+            waiting.rx = None;
+        }
+        SessionGuard {
+            id,
+            held: Arc::clone(&self.held),
+        }
+    }
+
+    /// Sessions with a change in progress (tests, metrics).
+    pub fn len(&self) -> usize {
+        self.held.lock().len()
+    }
+
+    /// True when no change is in progress.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Hands the session to the next live waiter, or frees it.
+fn release(held: &Held, id: Uuid) {
+    let mut held = held.lock();
+    if let Some(queue) = held.get_mut(&id) {
+        while let Some(next) = queue.pop_front() {
+            if next.send(()).is_ok() {
+                return;
+            }
+        }
+    }
+    held.remove(&id);
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        release(&self.held, self.id);
+    }
+}
+
+/// A waiter; dropped before its turn arrives (the request was cancelled),
+/// it must not strand a turn that was handed to it meanwhile.
+struct Waiting {
+    id: Uuid,
+    rx: Option<oneshot::Receiver<()>>,
+    held: Held,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                release(&self.held, self.id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn one_change_per_session_at_a_time_in_arrival_order() {
+        let locks = Arc::new(SessionLocks::default());
+        let id = Uuid::new_v4();
+        let first = locks.lock(id).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for n in 0..3 {
+            let (l, order) = (Arc::clone(&locks), Arc::clone(&order));
+            waiters.push(tokio::spawn(async move {
+                let _g = l.lock(id).await;
+                order.lock().push(n);
+            }));
+            // Let waiter n queue before n + 1 is spawned.
+            while locks.held.lock()[&id].len() < n + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Another session is not held up.
+        let other = tokio::time::timeout(Duration::from_secs(5), locks.lock(Uuid::new_v4()))
+            .await
+            .expect("another session's lock is free");
+        drop(other);
+        assert!(
+            order.lock().is_empty(),
+            "nobody ran while the first held it"
+        );
+        drop(first);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock(), vec![0, 1, 2]);
+        assert!(locks.is_empty(), "entries go away with their last user");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_leaves_no_entry_behind() {
+        let locks = SessionLocks::default();
+        let id = Uuid::new_v4();
+        let held = locks.lock(id).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(1), locks.lock(id)).await;
+        assert!(waiting.is_err());
+        drop(held);
+        assert!(locks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_cancelled_after_its_turn_came_passes_the_turn_on() {
+        let locks = Arc::new(SessionLocks::default());
+        let id = Uuid::new_v4();
+        let first = locks.lock(id).await;
+        let l = Arc::clone(&locks);
+        let waiter = tokio::spawn(async move {
+            let _g = l.lock(id).await;
+            std::future::pending::<()>().await;
+        });
+        while locks.held.lock()[&id].is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // The turn goes to the waiter, which is cancelled before it runs.
+        drop(first);
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        let again = tokio::time::timeout(Duration::from_secs(5), locks.lock(id))
+            .await
+            .expect("the session is not stranded");
+        drop(again);
+        assert!(locks.is_empty());
+    }
+}
