@@ -121,6 +121,15 @@ fn update(s: &Session) -> Update {
     }
 }
 
+/// The value of an unlabelled metric in the rendered registry (0 when absent).
+fn metric(m: &Metrics, name: &str) -> f64 {
+    m.render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn commit_of(s: &Session, deadline: Option<Millis>) -> Commit<'_> {
     Commit {
         session: s,
@@ -499,12 +508,7 @@ async fn many_subscriptions_at_once_are_batched_and_resynced() {
         .unwrap()
         .unwrap();
     assert_eq!((u.session_id, u.version), (sessions[1].session_id, 3));
-    let received = m.render();
-    let n: f64 = received
-        .lines()
-        .find_map(|l| l.strip_prefix("synckairos_redis_updates_received_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let n = metric(&m, "synckairos_redis_updates_received_total");
     assert_eq!(n, 1.0, "only the still-subscribed session's update arrived");
 }
 
@@ -588,13 +592,7 @@ async fn heartbeat_is_quiet_when_healthy_and_replaces_a_hung_subscriber() {
     b.create(commit_of(&s, None)).await.unwrap();
     let mut sub = a.hub().subscribe(id);
     a.load(id).await.unwrap();
-    let resyncs = |m: &Metrics| -> f64 {
-        m.render()
-            .lines()
-            .find_map(|l| l.strip_prefix("synckairos_redis_resyncs_total "))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let resyncs = |m: &Metrics| metric(m, "synckairos_redis_resyncs_total");
     // Several heartbeats on a healthy connection: no reconnect, no resync,
     // delivery intact.
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -836,17 +834,9 @@ async fn concurrent_commits_share_a_batch_and_keep_their_own_outcomes() {
         let stored = a.load(s.session_id).await.unwrap().unwrap();
         assert_eq!((stored.version, stored.total_time_ms), (2, 1000));
     }
-    let metric = |name: &str| -> f64 {
-        metrics
-            .render()
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
     let (calls, commits) = (
-        metric("synckairos_redis_commit_batch_size_count"),
-        metric("synckairos_redis_commit_batch_size_sum"),
+        metric(&metrics, "synckairos_redis_commit_batch_size_count"),
+        metric(&metrics, "synckairos_redis_commit_batch_size_sum"),
     );
     assert_eq!(commits, attempts.len() as f64);
     assert!(
