@@ -94,6 +94,17 @@ fn int_or_null(obj: &Value, key: &str) {
     );
 }
 
+/// A field that is absent when unset and never `null` (API.md's `| absent`):
+/// TS 2.0 clients validate such fields as optional and non-nullable.
+fn int_or_absent(obj: &Value, key: &str) {
+    if let Some(v) = obj.get(key) {
+        assert!(
+            v.is_i64(),
+            "`{key}` must be an integer or absent, never null, in {obj}"
+        );
+    }
+}
+
 fn str_or_null(obj: &Value, key: &str) {
     let v = obj
         .get(key)
@@ -123,7 +134,7 @@ pub fn check_participant(p: &Value) {
     if let Some(g) = p.get("group_id") {
         assert!(
             g.as_str().is_some_and(valid_id),
-            "group_id is a valid id when present: {p}"
+            "group_id is a valid id when present, never null: {p}"
         );
     }
     int(p, "total_time_ms");
@@ -180,7 +191,7 @@ pub fn check_state(s: &Value) {
     int(s, "total_time_ms");
     int_or_null(s, "time_per_cycle_ms");
     assert!(int(s, "increment_ms") >= 0, "increment_ms: {s}");
-    int_or_null(s, "max_time_ms");
+    int_or_absent(s, "max_time_ms");
     assert!(
         s["action_on_timeout"]["type"].is_string(),
         "action_on_timeout.type: {s}"
@@ -296,7 +307,10 @@ pub fn check_switch_result(r: &Value) {
     let status = r["status"].as_str().unwrap_or_default();
     assert!(STATUSES.contains(&status), "status: {r}");
     if let Some(e) = r.get("expired_participant_id") {
-        assert!(e.is_string() || e.is_null(), "expired_participant_id: {r}");
+        assert!(
+            e.is_string(),
+            "expired_participant_id is a string when present, never null: {r}"
+        );
     }
     assert!(int(r, "version") >= 1, "version: {r}");
     int(r, "server_time_ms");
@@ -362,7 +376,7 @@ mod tests {
             ],
             "active_participant_id": "a", "active_group_id": null,
             "total_time_ms": 60000, "time_per_cycle_ms": null, "increment_ms": 0,
-            "max_time_ms": null, "action_on_timeout": {"type": "end_session"},
+            "action_on_timeout": {"type": "end_session"},
             "auto_advance": false,
             "cycle_started_at": "2026-11-25T14:30:00.000Z",
             "session_started_at": "2026-11-25T14:30:00.000Z",
@@ -399,6 +413,15 @@ mod tests {
         let mut s = running();
         s["participants"][0]["participant_index"] = json!(3);
         assert!(rejected(s), "not in rotation order");
+        let mut s = running();
+        s["max_time_ms"] = json!(null);
+        assert!(rejected(s), "max_time_ms null (TS 2.0 clients reject it)");
+        let mut s = running();
+        s["max_time_ms"] = json!(90_000);
+        check_state(&s);
+        let mut s = running();
+        s["participants"][0]["group_id"] = json!(null);
+        assert!(rejected(s), "group_id null");
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub struct SyncState {
     pub time_per_cycle_ms: Option<i64>,
     /// End-of-turn increment.
     pub increment_ms: i64,
-    /// Cap.
+    /// Cap. Omitted when unset, never null: TS 2.0 clients validate it as
+    /// an optional, non-nullable integer and reject a `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub max_time_ms: Option<i64>,
     /// Timeout behaviour, echoed.
     pub action_on_timeout: TimeoutAction,

@@ -24,6 +24,7 @@ synckairos_tests::backend_suite! {
     json_responses_have_json_content_type,
     metrics_follow_traffic,
     openapi_refs_resolve_and_schemas_match_real_responses,
+    unset_optional_fields_are_absent_never_null,
 }
 
 fn local_now_ms() -> i64 {
@@ -46,8 +47,8 @@ async fn create_returns_201_with_full_pending_state(b: Backend) {
     assert_eq!(s["version"], 1);
     assert_eq!(s["total_time_ms"], 60_000);
     assert_eq!(s["increment_ms"], 0, "increment_ms defaults to 0");
-    assert_eq!(s["max_time_ms"], Value::Null);
-    assert_eq!(s["time_per_cycle_ms"], Value::Null);
+    assert!(s.get("max_time_ms").is_none(), "max_time_ms omitted: {s}");
+    assert_eq!(s.get("time_per_cycle_ms"), Some(&Value::Null));
     assert_eq!(
         s["action_on_timeout"],
         json!({"type": "end_session"}),
@@ -728,4 +729,60 @@ async fn openapi_refs_resolve_and_schemas_match_real_responses(b: Backend) {
             "error.{k} documented: {documented:?}"
         );
     }
+}
+
+/// API.md: `max_time_ms` (and a participant's `group_id`, a switch's
+/// `expired_participant_id`) are omitted when unset, never `null`: clients
+/// of the TypeScript SyncKairos 2.0 validate them as optional, non-nullable
+/// and reject every response that carries a `null` there. The nullable
+/// fields, in turn, are always present. Pinned on every response that
+/// carries a state: REST create, GET, each lifecycle verb, switch, and the
+/// WebSocket's STATE_SYNC / STATE_UPDATE.
+async fn unset_optional_fields_are_absent_never_null(b: Backend) {
+    fn pin(what: &str, s: &Value) {
+        check_state(s);
+        assert!(
+            s.get("max_time_ms").is_none(),
+            "{what}: max_time_ms unset must be omitted, not null: {s}"
+        );
+        for p in s["participants"].as_array().into_iter().flatten() {
+            assert!(p.get("group_id").is_none(), "{what}: group_id omitted: {p}");
+        }
+        for key in [
+            "active_participant_id",
+            "active_group_id",
+            "time_per_cycle_ms",
+            "cycle_started_at",
+            "session_started_at",
+            "session_completed_at",
+            "deadline_ms",
+        ] {
+            assert!(s.get(key).is_some(), "{what}: nullable `{key}` present: {s}");
+        }
+    }
+    let srv = TestServer::start(&b).await;
+    let body = session_body("per_participant", &["alice", "bob"], 60_000);
+    let id = id_of(&body);
+    pin("create", &srv.api().create(&body).await);
+    let (mut ws, synced) = srv.ws_synced(&id).await;
+    pin("STATE_SYNC", &synced);
+    pin("GET", &srv.api().state(&id).await);
+    pin("start", &srv.api().act(&id, "start").await);
+    let r = srv.api().switch(&id, &json!({})).await;
+    check_switch_result(&r);
+    assert!(
+        r.get("expired_participant_id").is_none(),
+        "switch without a timeout omits expired_participant_id: {r}"
+    );
+    for verb in ["pause", "resume", "complete"] {
+        pin(verb, &srv.api().act(&id, verb).await);
+    }
+    let (update, _) = ws.wait_for_type("STATE_UPDATE", WS_WAIT).await;
+    pin("STATE_UPDATE", &update["state"]);
+
+    // Set, it is an integer.
+    let mut capped = session_body("per_participant", &["c", "d"], 60_000);
+    capped["max_time_ms"] = json!(90_000);
+    let s = srv.api().create(&capped).await;
+    assert_eq!(s.get("max_time_ms"), Some(&json!(90_000)), "{s}");
 }
