@@ -697,10 +697,36 @@ async fn openapi_refs_resolve_and_schemas_match_real_responses(b: Backend) {
     let get_schema =
         &op("/v1/sessions/{}", "get")["responses"]["200"]["content"]["application/json"]["schema"];
     let state_schema = prop(&spec, get_schema, "data");
-    assert_eq!(
-        props(&spec, state_schema),
-        keys(&state),
-        "GET /v1/sessions/{{id}} data: documented properties vs real keys"
+    let documented = props(&spec, state_schema);
+    let real = keys(&state);
+    assert!(
+        real.is_subset(&documented),
+        "GET /v1/sessions/{{id}} data: real keys {real:?} all documented in {documented:?}"
+    );
+    let required: std::collections::BTreeSet<String> = resolve(&spec, state_schema)["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str().map(String::from))
+        .collect();
+    assert!(
+        required.is_subset(&real),
+        "GET /v1/sessions/{{id}} data: required {required:?} all present in {real:?}"
+    );
+    // What the state may omit is exactly the optional, never-null fields
+    // (API.md: `max_time_ms` is absent when unset): documented as optional
+    // and without `null` in its type, so a generated client agrees.
+    for k in documented.difference(&real) {
+        assert!(!required.contains(k), "omitted `{k}` is not required");
+        let ty = &resolve(&spec, prop(&spec, state_schema, k))["type"];
+        assert!(
+            ty.as_array().is_none_or(|t| !t.contains(&json!("null"))) && ty != "null",
+            "omitted `{k}` is documented as non-nullable: {ty}"
+        );
+    }
+    assert!(
+        !required.contains("max_time_ms"),
+        "max_time_ms is optional in the document"
     );
     let item = &resolve(&spec, prop(&spec, state_schema, "participants"))["items"];
     let documented = props(&spec, item);
