@@ -19,6 +19,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use synckairos_operator::crd::SyncKairosCluster;
 use synckairos_operator::http::{Health, router};
+use synckairos_operator::labels;
 use synckairos_operator::leader::{self, LeaseConfig};
 use synckairos_operator::metrics::Metrics;
 use synckairos_operator::reconcile::{Context, LiveProbes, error_policy, reconcile};
@@ -87,13 +88,13 @@ async fn run_controller(client: Client, cli: &Cli, metrics: Metrics, identity: S
     let ns = cli.watch_namespace.as_str();
     let ctx = Arc::new(Context::new(
         client.clone(),
-        Arc::new(LiveProbes),
+        Arc::new(LiveProbes::new()),
         metrics,
         Some(identity),
     ));
     let wc = watcher::Config::default();
-    let owned =
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=synckairos-operator");
+    let managed = labels::managed();
+    let owned = watcher::Config::default().labels(&managed);
     Controller::new(scoped::<SyncKairosCluster>(&client, ns), wc)
         .owns(scoped::<StatefulSet>(&client, ns), owned.clone())
         .owns(scoped::<Deployment>(&client, ns), owned.clone())

@@ -19,14 +19,8 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::build::{Desired, FIELD_MANAGER, postgres, redis, server};
-
-/// Label naming the operator that manages an object.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Label naming the cluster an object belongs to.
-pub const INSTANCE: &str = "app.kubernetes.io/instance";
-/// Label naming the component (redis, postgres, server, migration).
-pub const COMPONENT: &str = "app.kubernetes.io/component";
+use crate::build::{Desired, FIELD_MANAGER, Object, postgres, redis, server};
+use crate::labels::{COMPONENT, INSTANCE, MANAGED_BY};
 
 /// A kind the operator creates and can delete again, in deletion order (the Ingress first,
 /// so a server stops being exposed before anything else happens).
@@ -76,7 +70,21 @@ impl Kind {
 
 /// The label selector the reconciler lists with: our objects of one cluster.
 pub fn selector(instance: &str) -> String {
-    format!("{MANAGED_BY}={FIELD_MANAGER},{INSTANCE}={instance}")
+    crate::labels::owned_by(instance)
+}
+
+/// The prunable kind of a desired object; `None` for the Deployment, which is always desired.
+pub fn kind_of(o: &Object<'_>) -> Option<Kind> {
+    Some(match o {
+        Object::ConfigMap(_) => Kind::ConfigMap,
+        Object::Service(_) => Kind::Service,
+        Object::StatefulSet(_) => Kind::StatefulSet,
+        Object::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
+        Object::HorizontalPodAutoscaler(_) => Kind::HorizontalPodAutoscaler,
+        Object::Ingress(_) => Kind::Ingress,
+        Object::Job(_) => Kind::Job,
+        Object::Deployment(_) => return None,
+    })
 }
 
 /// An object seen in the cluster's namespace.
@@ -102,33 +110,10 @@ pub struct Doomed {
 
 /// `(kind, name)` of every desired object of a prunable kind.
 pub fn desired_set(d: &Desired) -> BTreeSet<(Kind, String)> {
-    fn name(m: &ObjectMeta) -> String {
-        m.name.clone().unwrap_or_default()
-    }
-    let mut s = BTreeSet::new();
-    if let Some(r) = &d.redis {
-        s.insert((Kind::ConfigMap, name(&r.config.metadata)));
-        s.insert((Kind::Service, name(&r.service.metadata)));
-        s.insert((Kind::StatefulSet, name(&r.statefulset.metadata)));
-        s.insert((Kind::PodDisruptionBudget, name(&r.pdb.metadata)));
-    }
-    if let Some(p) = &d.postgres {
-        s.insert((Kind::Service, name(&p.service.metadata)));
-        s.insert((Kind::StatefulSet, name(&p.statefulset.metadata)));
-    }
-    if let Some(j) = &d.migration {
-        s.insert((Kind::Job, name(&j.metadata)));
-    }
-    let sv = &d.server;
-    s.insert((Kind::Service, name(&sv.service.metadata)));
-    s.insert((Kind::PodDisruptionBudget, name(&sv.pdb.metadata)));
-    if let Some(h) = &sv.hpa {
-        s.insert((Kind::HorizontalPodAutoscaler, name(&h.metadata)));
-    }
-    if let Some(i) = &sv.ingress {
-        s.insert((Kind::Ingress, name(&i.metadata)));
-    }
-    s
+    d.walk()
+        .iter()
+        .filter_map(|s| Some((kind_of(&s.object)?, s.object.name().to_string())))
+        .collect()
 }
 
 /// Whether the operator created `meta` for the cluster `instance` with uid `owner_uid`:

@@ -125,6 +125,50 @@ pub fn ready_part(o: &Observed) -> Part {
     Part::ok("AllReady", "the server answers /ready through its Service")
 }
 
+/// The observation of a reconcile that could not look (invalid spec, failed API call): the
+/// parts keep what the previous status said, Ready is false with `blocked` as its reason.
+pub fn blocked(
+    prev: Option<&SyncKairosClusterStatus>,
+    generation: Option<i64>,
+    blocked: Part,
+) -> Observed {
+    let prev = prev.cloned().unwrap_or_default();
+    let cond = |t: &str| {
+        prev.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .map(|c| Part {
+                ok: c.status == "True",
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            })
+            .unwrap_or_else(|| Part::not("Unknown", "not observed yet"))
+    };
+    Observed {
+        generation,
+        redis: cond(REDIS_READY),
+        postgres: cond(POSTGRES_READY),
+        migrations: cond(MIGRATIONS_COMPLETE),
+        server: cond(SERVER_AVAILABLE),
+        answers_ready: false,
+        blocked: Some(blocked),
+        ready_replicas: prev.ready_replicas,
+        replicas: prev.replicas,
+        redis_cluster: None,
+        migrated_image: None,
+        endpoint: prev.endpoint,
+    }
+}
+
+/// Whether a status says Ready (an Event marks every flip).
+pub fn is_ready(s: Option<&SyncKairosClusterStatus>) -> bool {
+    s.is_some_and(|p| {
+        p.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == "True")
+    })
+}
+
 /// Computes the new status from the previous one and this reconcile's observations.
 pub fn compute(
     prev: Option<&SyncKairosClusterStatus>,
@@ -245,6 +289,32 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Failed"));
         o.blocked = Some(Part::not("ApiError", "500"));
         assert_eq!(compute(None, &o, &t(1)).phase.as_deref(), Some("Degraded"));
+    }
+
+    #[test]
+    fn a_blocked_reconcile_keeps_the_parts_and_is_not_ready() {
+        let s1 = compute(None, &all_ok(), &t(10));
+        assert!(is_ready(Some(&s1)));
+        let o = blocked(Some(&s1), Some(4), Part::not("ApiError", "500"));
+        assert_eq!(o.redis, Part::ok("ClusterOk", "3 primaries"));
+        assert_eq!(o.generation, Some(4));
+        assert_eq!(
+            (o.ready_replicas, o.endpoint.as_deref()),
+            (2, Some("http://x"))
+        );
+        let s2 = compute(Some(&s1), &o, &t(20));
+        assert!(!is_ready(Some(&s2)));
+        assert_eq!(cond(&s2, REDIS_READY).last_transition_time, t(10));
+        assert_eq!(cond(&s2, READY).reason, "ApiError");
+        assert_eq!(
+            s2.migrated_image.as_deref(),
+            Some("img:1"),
+            "kept from before"
+        );
+        // nothing seen yet: every part is unknown
+        let o = blocked(None, Some(1), Part::not("NameTooLong", "shorten it"));
+        assert_eq!(o.server, Part::not("Unknown", "not observed yet"));
+        assert!(!is_ready(None));
     }
 
     #[test]

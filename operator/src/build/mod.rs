@@ -8,13 +8,19 @@ pub mod server;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, PodSecurityContext, SeccompProfile, Secret,
-    SecretKeySelector, SecurityContext,
+    Capabilities, ConfigMap, EnvVar, EnvVarSource, PodSecurityContext, SeccompProfile, Secret,
+    SecretKeySelector, SecurityContext, Service,
 };
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::crd::{PostgresMode, RedisMode};
+
 use crate::validate::Checked;
 
 /// Port the server listens on inside its pod (the chart's NetworkPolicy opens the same port).
@@ -112,14 +118,11 @@ pub fn migration_target(c: &Checked) -> String {
 pub fn selector_labels(c: &Checked, component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
-            "app.kubernetes.io/name".to_string(),
-            "synckairos".to_string(),
+            crate::labels::NAME.to_string(),
+            crate::labels::APP.to_string(),
         ),
-        ("app.kubernetes.io/instance".to_string(), c.name.clone()),
-        (
-            "app.kubernetes.io/component".to_string(),
-            component.to_string(),
-        ),
+        (crate::labels::INSTANCE.to_string(), c.name.clone()),
+        (crate::labels::COMPONENT.to_string(), component.to_string()),
     ])
 }
 
@@ -127,7 +130,7 @@ pub fn selector_labels(c: &Checked, component: &str) -> BTreeMap<String, String>
 pub fn labels(c: &Checked, component: &str) -> BTreeMap<String, String> {
     let mut l = selector_labels(c, component);
     l.insert(
-        "app.kubernetes.io/managed-by".to_string(),
+        crate::labels::MANAGED_BY.to_string(),
         FIELD_MANAGER.to_string(),
     );
     l
@@ -308,7 +311,7 @@ pub struct Desired {
     /// Managed PostgreSQL (absent when external or disabled).
     pub postgres: Option<postgres::PostgresObjects>,
     /// Migration Job of the spec's image and database (absent when PostgreSQL is disabled).
-    pub migration: Option<k8s_openapi::api::batch::v1::Job>,
+    pub migration: Option<Job>,
     /// Server objects.
     pub server: server::ServerObjects,
 }
@@ -321,6 +324,157 @@ pub fn desired(c: &Checked) -> Desired {
         migration: (c.spec.postgres.mode != PostgresMode::Disabled)
             .then(|| server::migration_job(c)),
         server: server::objects(c),
+    }
+}
+
+/// One desired object, borrowed and typed by kind: what the apply step writes and the
+/// pruner compares with what it finds.
+#[derive(Debug, Clone, Copy)]
+pub enum Object<'a> {
+    /// `v1` ConfigMap.
+    ConfigMap(&'a ConfigMap),
+    /// `v1` Service.
+    Service(&'a Service),
+    /// `apps/v1` StatefulSet.
+    StatefulSet(&'a StatefulSet),
+    /// `policy/v1` PodDisruptionBudget.
+    PodDisruptionBudget(&'a PodDisruptionBudget),
+    /// `autoscaling/v2` HorizontalPodAutoscaler.
+    HorizontalPodAutoscaler(&'a HorizontalPodAutoscaler),
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress(&'a Ingress),
+    /// `batch/v1` Job.
+    Job(&'a Job),
+    /// `apps/v1` Deployment.
+    Deployment(&'a Deployment),
+}
+
+impl Object<'_> {
+    /// The object's metadata (every builder sets its name).
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
+            Object::PodDisruptionBudget(o) => &o.metadata,
+            Object::HorizontalPodAutoscaler(o) => &o.metadata,
+            Object::Ingress(o) => &o.metadata,
+            Object::Job(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+        }
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or_default()
+    }
+
+    /// The Kubernetes kind, for logs and messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::ConfigMap(_) => "ConfigMap",
+            Object::Service(_) => "Service",
+            Object::StatefulSet(_) => "StatefulSet",
+            Object::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Object::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
+            Object::Ingress(_) => "Ingress",
+            Object::Job(_) => "Job",
+            Object::Deployment(_) => "Deployment",
+        }
+    }
+}
+
+/// What a desired object waits for, and what the reconcile reads back from it. The apply
+/// step asks [`crate::verdict::admit`] what to do with each role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Applied at every reconcile; nothing is read back.
+    Plain,
+    /// The managed Redis StatefulSet: applied, its readiness read back.
+    RedisPods,
+    /// The managed PostgreSQL StatefulSet: applied, its readiness gates the migrations.
+    PostgresPods,
+    /// The migration Job: created once PostgreSQL is ready and never re-applied (a Job's pod
+    /// template is immutable); its outcome gates the rollout.
+    Migration,
+    /// The server Deployment: applied once the migrations of its image and database ran;
+    /// until then only read, so the previous image keeps serving.
+    Rollout,
+}
+
+/// One step of [`Desired::walk`].
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// What the object waits for.
+    pub role: Role,
+    /// The object.
+    pub object: Object<'a>,
+}
+
+impl Desired {
+    /// Every desired object, in apply order: Redis (config, headless Service, StatefulSet,
+    /// PDB), PostgreSQL (Service, StatefulSet), the migration Job, the server Service, PDB,
+    /// HPA and Ingress, and last the server Deployment. The one walk both the apply step and
+    /// the pruner use. Every struct is destructured without `..`, so an object added to a
+    /// builder fails to compile here instead of silently never being applied.
+    pub fn walk(&self) -> Vec<Step<'_>> {
+        let step = |role, object| Step { role, object };
+        let Desired {
+            redis: redis_objects,
+            postgres: postgres_objects,
+            migration,
+            server: server_objects,
+        } = self;
+        let mut steps = Vec::new();
+        if let Some(redis::RedisObjects {
+            config,
+            service,
+            statefulset,
+            pdb,
+        }) = redis_objects
+        {
+            steps.extend([
+                step(Role::Plain, Object::ConfigMap(config)),
+                step(Role::Plain, Object::Service(service)),
+                step(Role::RedisPods, Object::StatefulSet(statefulset)),
+                step(Role::Plain, Object::PodDisruptionBudget(pdb)),
+            ]);
+        }
+        if let Some(postgres::PostgresObjects {
+            service,
+            statefulset,
+        }) = postgres_objects
+        {
+            steps.extend([
+                step(Role::Plain, Object::Service(service)),
+                step(Role::PostgresPods, Object::StatefulSet(statefulset)),
+            ]);
+        }
+        if let Some(job) = migration {
+            steps.push(step(Role::Migration, Object::Job(job)));
+        }
+        let server::ServerObjects {
+            deployment,
+            service,
+            pdb,
+            hpa,
+            ingress,
+        } = server_objects;
+        steps.extend([
+            step(Role::Plain, Object::Service(service)),
+            step(Role::Plain, Object::PodDisruptionBudget(pdb)),
+        ]);
+        steps.extend(
+            hpa.iter()
+                .map(|h| step(Role::Plain, Object::HorizontalPodAutoscaler(h))),
+        );
+        steps.extend(
+            ingress
+                .iter()
+                .map(|i| step(Role::Plain, Object::Ingress(i))),
+        );
+        steps.push(step(Role::Rollout, Object::Deployment(deployment)));
+        steps
     }
 }
 
@@ -399,6 +553,53 @@ mod tests {
         assert_ne!(
             names::migration("demo", "a", "b"),
             names::migration("demo", "ab", "")
+        );
+    }
+
+    /// `(role, kind, name)` of every step of the walk.
+    fn walked(c: &Checked) -> Vec<(Role, &'static str, String)> {
+        desired(c)
+            .walk()
+            .iter()
+            .map(|s| (s.role, s.object.kind(), s.object.name().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_walk_visits_every_object_once_in_apply_order() {
+        let full = checked(serde_json::json!({"server": {
+            "ingress": {"host": "k.example.com"},
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}}));
+        let job = desired(&full).migration.unwrap().metadata.name.unwrap();
+        let s = |r, k, n: &str| (r, k, n.to_string());
+        assert_eq!(
+            walked(&full),
+            [
+                s(Role::Plain, "ConfigMap", "demo-redis-config"),
+                s(Role::Plain, "Service", "demo-redis"),
+                s(Role::RedisPods, "StatefulSet", "demo-redis"),
+                s(Role::Plain, "PodDisruptionBudget", "demo-redis"),
+                s(Role::Plain, "Service", "demo-postgres"),
+                s(Role::PostgresPods, "StatefulSet", "demo-postgres"),
+                s(Role::Migration, "Job", &job),
+                s(Role::Plain, "Service", "demo-server"),
+                s(Role::Plain, "PodDisruptionBudget", "demo-server"),
+                s(Role::Plain, "HorizontalPodAutoscaler", "demo-server"),
+                s(Role::Plain, "Ingress", "demo"),
+                s(Role::Rollout, "Deployment", "demo-server"),
+            ]
+        );
+        // no managed stores, no audit, no optional server objects: the server alone
+        let bare = checked(serde_json::json!({
+            "redis": {"mode": "external", "externalSecret": "r"},
+            "postgres": {"mode": "disabled"}}));
+        assert_eq!(
+            walked(&bare),
+            [
+                s(Role::Plain, "Service", "demo-server"),
+                s(Role::Plain, "PodDisruptionBudget", "demo-server"),
+                s(Role::Rollout, "Deployment", "demo-server"),
+            ]
         );
     }
 
