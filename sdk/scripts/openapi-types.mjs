@@ -43,7 +43,7 @@ if (check) {
     let i = 0;
     while (i < a.length && i < b.length && a[i] === b[i]) i++;
     console.error(
-      `${relative(process.cwd(), target)} is stale: the server's OpenAPI document changed (first difference at line ${i + 1}:\n` +
+      `${relative(process.cwd(), target)} is stale: it differs from what the server's OpenAPI document generates (first difference at line ${i + 1}:\n` +
         `  committed: ${JSON.stringify(a[i] ?? '<end of file>')}\n  generated: ${JSON.stringify(b[i] ?? '<end of file>')}).\n` +
         `Run 'make sdk-types' and commit the result (then fix the SDK if it no longer typechecks).`,
     );

@@ -46,7 +46,9 @@ function checkMap(generated: string): void {
   const map = JSON.parse(readFileSync(mapPath, 'utf8')) as SourceMap;
   assert.equal(map.version, 3);
   assert.equal(map.file, name);
-  assert.ok(map.mappings.length > 0, `${name}.map maps something`);
+  // A types-only module compiles to a bare `export {};`, which maps to nothing.
+  const code = text.replace(/\/\/# sourceMappingURL=.*$/m, '').trim();
+  if (code !== 'export {};') assert.ok(map.mappings.length > 0, `${name}.map maps something`);
   assert.ok(map.sources.length > 0, `${name}.map names its sources`);
   for (const s of map.sources) {
     const src = resolve(dirname(generated), map.sourceRoot ?? '', s);
