@@ -35,7 +35,7 @@ const status: Equals<SyncState['status'], 'pending' | 'running' | 'paused' | 'ex
 const remaining: Equals<SyncParticipant['time_remaining_ms'], number> = true;
 const version: Equals<SyncState['version'], number> = true;
 const switchParticipants: Equals<SwitchResult['participants'], SyncParticipant[]> = true;
-const cursor: Equals<EventsPage['next_cursor'], string | null> = true;
+const cursor: Equals<NonNullable<EventsPage['next_cursor']>, string> = true;
 
 describe('wire types', () => {
   it('pin the contract at compile time (this file typechecks)', () => {
