@@ -5,13 +5,14 @@ CARGO ?= cargo
 PORT ?= 3000
 PREREQS :=
 EXTRA_TESTS :=
+EXTRA_LINTS :=
 # Where cargo puts binaries (CI may set CARGO_TARGET_DIR); tests that start the server read SYNCKAIROS_BIN.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export SYNCKAIROS_BIN ?= $(TARGET_DIR)/debug/synckairos
 
 -include mk/*.mk
 
-.PHONY: help run test test-rust build bench fmt lint $(PREREQS) $(EXTRA_TESTS)
+.PHONY: help run test test-rust build bench fmt lint $(PREREQS) $(EXTRA_TESTS) $(EXTRA_LINTS)
 
 ## run: the service on http://localhost:$(PORT), memory engine, no external services
 run:
@@ -32,9 +33,11 @@ build:
 fmt:
 	$(CARGO) fmt --all
 
+## lint: rustfmt check, clippy -D warnings, plus the linters in mk/*.mk (eslint over sdk/)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@for t in $(EXTRA_LINTS); do echo "== make $$t"; $(MAKE) $$t || exit 1; done
 
 ## help: list the targets
 help:

@@ -55,7 +55,8 @@ function showSetup(): void {
   };
   mode.addEventListener('change', syncRows);
   syncRows();
-  form.addEventListener('submit', async (ev) => {
+  // The handlers catch their own errors; `void` marks the promise as handled.
+  const create = async (ev: SubmitEvent) => {
     ev.preventDefault();
     const err = $('setup-error');
     err.textContent = '';
@@ -90,14 +91,15 @@ function showSetup(): void {
     } finally {
       submit.disabled = false;
     }
-  });
+  };
+  form.addEventListener('submit', (ev) => void create(ev));
 }
 
 function showGame(sessionId: string): void {
   $('game').hidden = false;
   const share = $<HTMLInputElement>('share-link');
   share.value = `${location.origin}/?session=${sessionId}`;
-  $('copy').addEventListener('click', async () => {
+  const copy = async () => {
     share.select();
     try {
       await navigator.clipboard.writeText(share.value);
@@ -105,7 +107,8 @@ function showGame(sessionId: string): void {
     } catch {
       document.execCommand?.('copy');
     }
-  });
+  };
+  $('copy').addEventListener('click', () => void copy());
 
   const sub = new SessionSubscription(sessionId, { client });
   const flagged = new Set<string>();
@@ -231,7 +234,7 @@ function showGame(sessionId: string): void {
         }
         if (isFlagged && probe.flagShownAt === null) probe.flagShownAt = at;
       }
-      const activeNow = s.status === 'running' ? s.active_participant_id : null;
+      const activeNow = s.status === 'running' ? (s.active_participant_id ?? null) : null;
       if (activeNow !== shownActive || s.version !== shownVersion) {
         shownActive = activeNow;
         shownVersion = s.version;

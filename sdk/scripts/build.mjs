@@ -1,6 +1,11 @@
-// Builds the package (dist/: ESM + .d.ts via tsc), the tests (.build/) and,
-// with --demo, the demo page bundle (esbuild) into --out (default ../server/assets/demo).
-// Usage: node scripts/build.mjs [--demo] [--out DIR]
+// Builds the package (dist/: ESM + .d.ts via tsc, each with a sourcemap into
+// src/, which the package ships), the tests (.build/) and, with --demo, the
+// demo page bundle (esbuild) into --out (default ../server/assets/demo).
+// Usage: node scripts/build.mjs [--demo [--sourcemap]] [--out DIR]
+//   --sourcemap  inline a sourcemap (with the sources) into demo.js, for
+//                debugging the page in a browser's devtools. Not for commits:
+//                the binary embeds demo.js, and the map grows it from 18 KB to ~120 KB;
+//                `make demo-check` fails while such a build is in place.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,8 +24,13 @@ if (args.includes('--demo')) {
   const i = args.indexOf('--out');
   const out = i >= 0 ? resolve(args[i + 1]) : resolve(root, '..', 'server', 'assets', 'demo');
   const esbuild = await import('esbuild');
+  const sourcemap = args.includes('--sourcemap');
   const result = await esbuild.build({
     entryPoints: [join(root, 'demo', 'main.ts')],
+    // Where the server serves it from, whatever --out is: the map's source
+    // paths are relative to it (/demo/demo.js → /sdk/src/*.ts in devtools).
+    outfile: join(root, '..', 'server', 'assets', 'demo', 'demo.js'),
+    ...(sourcemap ? { sourcemap: 'inline', sourcesContent: true } : {}),
     bundle: true,
     format: 'esm',
     target: ['es2020', 'chrome100', 'firefox100', 'safari15'],

@@ -26,6 +26,9 @@ pub enum Command {
     Migrate(MigrateConfig),
     /// Validate the serve configuration and print what it resolves to.
     CheckConfig(ServeConfig),
+    /// Print the OpenAPI document `GET /openapi.json` serves, without starting
+    /// a server: clients (the SDK's `make sdk-types`) generate their types from it.
+    Openapi,
 }
 
 /// Log output format.

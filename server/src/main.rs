@@ -52,6 +52,7 @@ fn main() -> ExitCode {
             Command::Serve(cfg) => serve(cfg).await,
             Command::CheckConfig(cfg) => check_config(cfg),
             Command::Migrate(cfg) => migrate(&cfg.database_url).await,
+            Command::Openapi => print_openapi(),
         }
     });
     match result {
@@ -87,6 +88,16 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
         "session ttl: {} s, sweep every {} ms",
         cfg.session_ttl_seconds, cfg.sweep_interval_ms
     );
+    Ok(())
+}
+
+/// The document `GET /openapi.json` serves, pretty-printed for diffs.
+fn print_openapi() -> Result<(), String> {
+    use utoipa::OpenApi;
+    let doc = api::ApiDoc::openapi()
+        .to_pretty_json()
+        .map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
+    println!("{doc}");
     Ok(())
 }
 

@@ -26,7 +26,7 @@ describe('demo page served by the binary', () => {
     assert.equal(page, readFileSync(join(DEMO_ASSETS, 'index.html'), 'utf8'), 'the binary embeds the committed index.html');
 
     const refs = [...page.matchAll(/(?:src|href)="(\/demo\/[^"]+)"/g)].map((m) => m[1]!);
-    assert.equal(refs.length, 3, `icon, stylesheet and script referenced: ${refs}`);
+    assert.equal(refs.length, 3, `icon, stylesheet and script referenced: ${refs.join(', ')}`);
     const types: Record<string, string> = {
       'demo.js': 'text/javascript; charset=utf-8',
       'demo.css': 'text/css; charset=utf-8',

@@ -184,7 +184,6 @@ export function chessState(over: Partial<SyncState> & { serverTime: number; vers
     total_time_ms: 60_000,
     time_per_cycle_ms: null,
     increment_ms: 0,
-    max_time_ms: null,
     action_on_timeout: { type: 'end_session' },
     auto_advance: false,
     cycle_started_at: new Date(started).toISOString(),

@@ -25,7 +25,7 @@ describe('SyncKairosClient', () => {
     const h = calls[0]!.init.headers as Record<string, string>;
     assert.equal(h['content-type'], 'application/json');
     assert.equal(h.authorization, 'Bearer t');
-    assert.equal(JSON.parse(String(calls[0]!.init.body)).session_id, 'abc');
+    assert.equal((JSON.parse(calls[0]!.init.body as string) as { session_id: string }).session_id, 'abc');
   });
 
   it('turns error bodies into SyncKairosError with code, status, details and Retry-After', async () => {

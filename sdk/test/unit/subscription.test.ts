@@ -65,7 +65,7 @@ describe('SessionSubscription', () => {
     const gaps = opened.slice(1).map((t, i) => t - opened[i]!);
     // With random()=0.5 a delay is 0.75 × cap; caps 250, 500, 1000, 2000 … plus the 3 s watchdog.
     assert.ok(gaps.length >= 3);
-    assert.ok(gaps[1]! > gaps[0]! && gaps[2]! > gaps[1]!, `gaps grow: ${gaps}`);
+    assert.ok(gaps[1]! > gaps[0]! && gaps[2]! > gaps[1]!, `gaps grow: ${gaps.join(', ')}`);
     net.up = true;
     net.state = chessState({ serverTime: vt.t, version: 6 });
     vt.advance(30_000);
