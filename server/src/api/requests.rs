@@ -279,7 +279,8 @@ fn required<T>(v: Option<T>, field: impl Into<String>) -> Result<T, FieldError> 
 }
 
 /// Body of `POST /v1/sessions`. Absent and `null` fields take their
-/// defaults; the required ones are refused with `is required`.
+/// defaults; the required ones are refused with `is required`. Unknown
+/// fields are ignored; a field given twice in one object is refused.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateSessionBody {
     /// UUID chosen by the client.
@@ -562,6 +563,19 @@ mod tests {
         v["max_time_ms"] = Value::Null;
         v["metadata"] = Value::Null;
         assert!(CreateSpec::from_json(&v).is_ok());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_naming_its_object() {
+        let raw = br#"{"total_time_ms": 5000, "total_time_ms": 6000}"#;
+        let e = super::super::body::parse::<CreateSessionBody>(raw).unwrap_err();
+        assert_eq!(
+            e,
+            FieldError::new("body", "duplicate field `total_time_ms`")
+        );
+        let raw = br#"{"participants": [{"participant_id": "a", "participant_id": "b"}]}"#;
+        let e = super::super::body::parse::<CreateSessionBody>(raw).unwrap_err();
+        assert_eq!(e.field, "participants[0]");
     }
 
     #[test]
