@@ -12,7 +12,13 @@
 //! - [`session_locks`]: one change per session at a time on an instance,
 //!   so bursts on one session do not turn into lost races.
 //! - [`protocol`]: WebSocket messages, rendered once per update.
-//! - [`api`]: axum REST + WebSocket, errors, metrics, OpenAPI.
+//! - [`api`]: axum REST + WebSocket, typed request bodies, errors (every
+//!   lower layer's typed error mapped once, in `api/error.rs`), OpenAPI.
+//!
+//! Dependencies point down: `api` → {`service`, `audit::History`} →
+//! `engine` → `domain`. Nothing below `api` knows HTTP; the JSON wire form
+//! of request bodies lives in `api::requests`, and the domain validates a
+//! typed draft.
 //! - [`config`]: command-line / environment configuration.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`clock`]: the one place that reads the wall clock.

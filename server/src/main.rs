@@ -209,7 +209,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
         tasks: tasks.clone(),
         history: audit
             .as_ref()
-            .map(|a| a.history.clone() as Arc<dyn api::History>),
+            .map(|a| a.history.clone() as Arc<dyn audit::History>),
         ws_ping_interval: Duration::from_secs(cfg.ws_ping_interval_seconds),
     });
     let addr = SocketAddr::new(cfg.bind, cfg.port);

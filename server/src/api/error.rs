@@ -1,16 +1,25 @@
-//! The one place where failures become HTTP responses. Internal details are
-//! logged, never sent.
+//! The one place where failures become HTTP responses: every typed error
+//! of the layers below (`FieldError`, `ServiceError`, `AuditError`) is
+//! mapped here, once. Internal details are logged, never sent: the response
+//! carries its `ApiError` in an extension and [`log_errors`] (a middleware)
+//! logs it, so building a response has no side effects (the shape of axum's
+//! `examples/error-handling`).
 
+use crate::audit::AuditError;
 use crate::domain::{DomainError, FieldError};
 use crate::service::ServiceError;
 use axum::Json;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
-/// Every error the API returns.
-#[derive(Debug)]
+/// Every error the API returns. Variants that hold a `String` other than a
+/// client-facing message say so: that text is the internal cause, logged
+/// and never sent.
+#[derive(Debug, Clone)]
 pub enum ApiError {
     /// 400 VALIDATION_ERROR naming the field.
     Validation(FieldError),
@@ -28,11 +37,14 @@ pub enum ApiError {
     TooLarge,
     /// 415 UNSUPPORTED_MEDIA_TYPE.
     UnsupportedMediaType,
-    /// 503 SERVICE_UNAVAILABLE.
-    Unavailable,
-    /// 503 AUDIT_UNAVAILABLE.
+    /// 503 SERVICE_UNAVAILABLE; holds the cause (logged).
+    Unavailable(String),
+    /// 503 AUDIT_UNAVAILABLE: no audit store is configured.
+    AuditNotConfigured,
+    /// 503 AUDIT_UNAVAILABLE: the audit store failed; holds the cause
+    /// (logged).
     AuditUnavailable(String),
-    /// 500 INTERNAL_ERROR (logged).
+    /// 500 INTERNAL_ERROR; holds the cause (logged).
     Internal(String),
 }
 
@@ -63,6 +75,23 @@ impl ApiError {
     }
 }
 
+impl From<FieldError> for ApiError {
+    fn from(f: FieldError) -> Self {
+        ApiError::Validation(f)
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::BadCursor => {
+                ApiError::field("cursor", "is not a next_cursor returned by this endpoint")
+            }
+            other => ApiError::AuditUnavailable(other.to_string()),
+        }
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
@@ -79,18 +108,48 @@ impl From<ServiceError> for ApiError {
             ServiceError::Contention => {
                 ApiError::Conflict("too many concurrent changes to this session; retry".into())
             }
-            ServiceError::Unavailable(m) => {
-                tracing::warn!(error = %m, "state store unavailable");
-                ApiError::Unavailable
-            }
+            ServiceError::Unavailable(m) => ApiError::Unavailable(m),
             ServiceError::Internal(m) => ApiError::Internal(m),
         }
     }
 }
 
+impl ApiError {
+    /// Logs the internal cause, if this error has one worth a look:
+    /// `error` for a failed request, `warn` for a store that is down
+    /// (CONTRIBUTING.md's levels). Client errors are not logged.
+    fn log(&self, method: &str, route: &str) {
+        match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%method, %route, error = %cause, "internal error");
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%method, %route, error = %cause, "state store unavailable");
+            }
+            ApiError::AuditUnavailable(cause) => {
+                tracing::warn!(%method, %route, error = %cause, "audit history read failed");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Middleware: logs the [`ApiError`] a response carries, with the method
+/// and route template of the request that got it.
+pub async fn log_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let resp = next.run(req).await;
+    if let Some(err) = resp.extensions().get::<ApiError>() {
+        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        err.log(method.as_str(), route);
+    }
+    resp
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message, details) = match self {
+        let (status, code, message, details) = match &self {
             ApiError::Validation(f) => (
                 StatusCode::BAD_REQUEST,
                 "VALIDATION_ERROR",
@@ -115,10 +174,13 @@ impl IntoResponse for ApiError {
                 "a live session with this session_id exists".to_string(),
                 None,
             ),
-            ApiError::InvalidTransition(m) => {
-                (StatusCode::BAD_REQUEST, "INVALID_STATE_TRANSITION", m, None)
-            }
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m, None),
+            ApiError::InvalidTransition(m) => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_STATE_TRANSITION",
+                m.clone(),
+                None,
+            ),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m.clone(), None),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
@@ -131,27 +193,30 @@ impl IntoResponse for ApiError {
                 "request bodies must be application/json".to_string(),
                 None,
             ),
-            ApiError::Unavailable => (
+            ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "the state store is unavailable; retry shortly".to_string(),
                 None,
             ),
-            ApiError::AuditUnavailable(m) => (
+            ApiError::AuditNotConfigured => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "AUDIT_UNAVAILABLE",
-                m,
+                "the audit store is not configured (set DATABASE_URL)".to_string(),
                 None,
             ),
-            ApiError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
-                    "internal error".to_string(),
-                    None,
-                )
-            }
+            ApiError::AuditUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AUDIT_UNAVAILABLE",
+                "the audit store is unreachable; retry shortly".to_string(),
+                None,
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "internal error".to_string(),
+                None,
+            ),
         };
         let body = ErrorBody {
             error: ErrorDetail {
@@ -165,6 +230,7 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        resp.extensions_mut().insert(self);
         resp
     }
 }

@@ -1,42 +1,38 @@
 //! The HTTP surface: REST, WebSocket, time/health/ready/metrics and the
 //! OpenAPI document generated from the handlers' annotations.
+//!
+//! - [`requests`]: the typed request bodies (one definition for parsing and
+//!   for the document); [`body`]: the extractor that reads them.
+//! - [`sessions`], [`system`], [`ws`], [`demo`]: the handlers.
+//! - [`error`]: where every lower layer's typed error becomes a response,
+//!   and the middleware that logs it.
+//!
+//! api sits on top: it calls the service (use cases) and the audit trail's
+//! typed reader, and nothing below it knows HTTP.
 
 pub mod body;
 pub mod demo;
+#[cfg(test)]
+mod doc_check;
 pub mod error;
+pub mod requests;
 pub mod sessions;
 pub mod system;
 pub mod ws;
 
+use crate::audit::History;
 use crate::metrics::Metrics;
 use crate::service::Service;
-use async_trait::async_trait;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use error::ApiError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use uuid::Uuid;
-
-/// Read access to the audit trail, implemented by the audit module; absent
-/// when no audit store is configured.
-#[async_trait]
-pub trait History: Send + Sync {
-    /// One page of a session's events: `{data: [...], next_cursor}`.
-    async fn page(
-        &self,
-        session_id: Uuid,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<serde_json::Value, ApiError>;
-    /// Audit lag/backlog for `/ready` (informational, never fatal).
-    async fn status(&self) -> serde_json::Value;
-}
 
 /// Everything a handler needs; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
@@ -76,6 +72,7 @@ pub struct AppInner {
 /// The OpenAPI document, collected from the handlers.
 #[derive(utoipa::OpenApi)]
 #[openapi(
+    modifiers(&OptionalSwitchBody),
     info(
         title = "SyncKairos",
         description = "Real-time timer synchronization: REST + WebSocket. Wire contract v2.0.0 plus extensions."
@@ -102,9 +99,12 @@ pub struct AppInner {
         sessions::StateEnvelope,
         sessions::SwitchEnvelope,
         sessions::SwitchResult,
-        sessions::CreateSessionBody,
-        sessions::CreateParticipantBody,
-        sessions::SwitchBody,
+        requests::CreateSessionBody,
+        requests::CreateParticipantBody,
+        requests::TimeoutActionBody,
+        requests::SwitchBody,
+        crate::audit::HistoryPage,
+        crate::audit::HistoryEvent,
         error::ErrorBody,
         error::ErrorDetail,
         system::TimeBody,
@@ -113,6 +113,25 @@ pub struct AppInner {
     ))
 )]
 pub struct ApiDoc;
+
+/// What the annotations cannot say, said after generation: a switch body is
+/// optional (absent or empty means `{}`), yet a present one must be an
+/// object, so the schema stays non-nullable and only `required` changes.
+struct OptionalSwitchBody;
+
+impl utoipa::Modify for OptionalSwitchBody {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        if let Some(utoipa::openapi::RefOr::T(body)) = doc
+            .paths
+            .paths
+            .get_mut("/v1/sessions/{id}/switch")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+        {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
 
 async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
@@ -136,29 +155,40 @@ async fn no_route() -> Response {
     ApiError::NoRoute.into_response()
 }
 
-/// The full router.
-pub fn router(app: AppState) -> Router {
-    Router::new()
-        .route("/v1/sessions", post(sessions::create))
-        .route(
+/// The documented routes: path template and handlers. [`router`] serves
+/// exactly these (plus the demo page), and the test in `doc_check` holds
+/// the OpenAPI document's paths to this list, both ways.
+fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/v1/sessions", post(sessions::create)),
+        (
             "/v1/sessions/{id}",
             get(sessions::get).delete(sessions::delete),
-        )
-        .route("/v1/sessions/{id}/start", post(sessions::start))
-        .route("/v1/sessions/{id}/switch", post(sessions::switch))
-        .route("/v1/sessions/{id}/pause", post(sessions::pause))
-        .route("/v1/sessions/{id}/resume", post(sessions::resume))
-        .route("/v1/sessions/{id}/complete", post(sessions::complete))
-        .route("/v1/sessions/{id}/cancel", post(sessions::cancel))
-        .route("/v1/sessions/{id}/events", get(sessions::events))
-        .route("/v1/time", get(system::time))
-        .route("/health", get(system::health))
-        .route("/ready", get(system::ready))
-        .route("/metrics", get(system::metrics))
-        .route("/openapi.json", get(system::openapi))
-        .route("/ws", get(ws::upgrade))
+        ),
+        ("/v1/sessions/{id}/start", post(sessions::start)),
+        ("/v1/sessions/{id}/switch", post(sessions::switch)),
+        ("/v1/sessions/{id}/pause", post(sessions::pause)),
+        ("/v1/sessions/{id}/resume", post(sessions::resume)),
+        ("/v1/sessions/{id}/complete", post(sessions::complete)),
+        ("/v1/sessions/{id}/cancel", post(sessions::cancel)),
+        ("/v1/sessions/{id}/events", get(sessions::events)),
+        ("/v1/time", get(system::time)),
+        ("/health", get(system::health)),
+        ("/ready", get(system::ready)),
+        ("/metrics", get(system::metrics)),
+        ("/openapi.json", get(system::openapi)),
+        ("/ws", get(ws::upgrade)),
+    ]
+}
+
+/// The full router.
+pub fn router(app: AppState) -> Router {
+    api_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers))
         .merge(demo::routes())
         .fallback(no_route)
+        .layer(middleware::from_fn(error::log_errors))
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }

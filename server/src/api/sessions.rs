@@ -4,16 +4,15 @@
 use super::AppState;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody};
-use crate::domain::{
-    Command, CreateSpec, Millis, RenderedParticipant, Status, SwitchArgs, SyncState, time,
-};
+use super::requests::{CreateSessionBody, SwitchBody};
+use crate::audit::HistoryPage;
+use crate::domain::{Command, Millis, RenderedParticipant, Status, SwitchArgs, SyncState, time};
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 /// `{data: SyncState}`.
@@ -57,64 +56,6 @@ pub struct SwitchEnvelope {
     pub data: SwitchResult,
 }
 
-/// Create body (documentation of the accepted fields; parsing walks the raw
-/// JSON so errors can name nested fields).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct CreateSessionBody {
-    /// UUID chosen by the client.
-    session_id: Uuid,
-    /// Mode.
-    sync_mode: crate::domain::SyncMode,
-    /// 1..=1000 participants with unique ids.
-    participants: Vec<CreateParticipantBody>,
-    /// 1000..=86400000; defaults to the first participant's bank.
-    #[schema(minimum = 1000, maximum = 86400000)]
-    total_time_ms: Option<i64>,
-    /// 1000..=86400000, required for per_cycle.
-    #[schema(minimum = 1000, maximum = 86400000)]
-    time_per_cycle_ms: Option<i64>,
-    /// 0..=60000, added at the end of a turn (per_participant, per_group).
-    #[schema(minimum = 0, maximum = 60000)]
-    increment_ms: Option<i64>,
-    /// 1000..=86400000: bank cap after increment; count_up expiry.
-    #[schema(minimum = 1000, maximum = 86400000)]
-    max_time_ms: Option<i64>,
-    /// Default `{"type":"end_session"}`.
-    action_on_timeout: Option<crate::domain::TimeoutAction>,
-    /// With auto_action, the server also advances the turn.
-    auto_advance: Option<bool>,
-    /// Client data, at most 16 KiB serialized.
-    #[schema(value_type = Option<Object>)]
-    metadata: Option<Value>,
-}
-
-/// A participant in a create body.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct CreateParticipantBody {
-    /// 1..=128 chars of `[A-Za-z0-9._:@-]`.
-    participant_id: String,
-    /// Rotation position (defaults to array position).
-    participant_index: Option<u32>,
-    /// Group id (required in per_group).
-    group_id: Option<String>,
-    /// 1000..=86400000; defaults to the session's total_time_ms.
-    total_time_ms: Option<i64>,
-}
-
-/// Switch body; every field optional.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct SwitchBody {
-    /// Jump to this participant.
-    next_participant_id: Option<String>,
-    /// Refuse with 409 unless the live version matches (ext).
-    expected_version: Option<u64>,
-    /// Refuse with 409 unless this participant is active (ext).
-    current_participant_id: Option<String>,
-}
-
 /// The `{id}` path segment as a session id; any undecodable or malformed
 /// segment is a 400 naming `session_id`, in the JSON error envelope.
 pub struct SessionId(pub Uuid);
@@ -144,7 +85,7 @@ fn data<T: Serialize>(status: StatusCode, value: T) -> Response {
 
 /// Create a session.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
-    request_body = CreateSessionBody,
+    request_body(content = CreateSessionBody, description = "Required: a JSON object (an absent body is a 400 naming `body`)."),
     responses(
         (status = 201, body = StateEnvelope),
         (status = 400, body = ErrorBody, description = "VALIDATION_ERROR naming the field"),
@@ -153,10 +94,10 @@ fn data<T: Serialize>(status: StatusCode, value: T) -> Response {
         (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<CreateSessionBody>,
 ) -> Result<Response, ApiError> {
     let body = body.ok_or_else(|| ApiError::field("body", "a JSON object is required"))?;
-    let spec = CreateSpec::from_json(&body).map_err(ApiError::Validation)?;
+    let spec = body.into_spec()?;
     let state = app.service.create(spec).await?;
     Ok(data(StatusCode::CREATED, state))
 }
@@ -240,39 +181,10 @@ pub async fn cancel(
     simple(app, id, Command::Cancel).await
 }
 
-fn opt_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::field(key, "must be a participant id string")),
-    }
-}
-
-fn switch_args(body: Option<Value>) -> Result<SwitchArgs, ApiError> {
-    let Some(body) = body else {
-        return Ok(SwitchArgs::default());
-    };
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ApiError::field("body", "must be a JSON object"))?;
-    let expected_version =
-        match obj.get("expected_version") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-                ApiError::field("expected_version", "must be a positive integer")
-            })?),
-        };
-    Ok(SwitchArgs {
-        next_participant_id: opt_string(obj, "next_participant_id")?,
-        expected_version,
-        current_participant_id: opt_string(obj, "current_participant_id")?,
-    })
-}
-
 /// End the active turn (the hot path).
 #[utoipa::path(post, path = "/v1/sessions/{id}/switch", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
-    request_body(content = Option<SwitchBody>),
+    request_body(content = SwitchBody, description = "Optional: an absent or empty (whitespace-only) body is the same as `{}`. A body that is present must be a JSON object; `null` is refused (400 naming `body`)."),
     responses((status = 200, body = SwitchEnvelope),
         (status = 400, body = ErrorBody, description = "VALIDATION_ERROR or INVALID_STATE_TRANSITION"),
         (status = 404, body = ErrorBody),
@@ -281,9 +193,9 @@ fn switch_args(body: Option<Value>) -> Result<SwitchArgs, ApiError> {
 pub async fn switch(
     State(app): State<AppState>,
     SessionId(id): SessionId,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<SwitchBody>,
 ) -> Result<Response, ApiError> {
-    let args = switch_args(body)?;
+    let args = SwitchArgs::from(body.unwrap_or_default());
     let out = app.service.command(id, Command::Switch(args)).await?;
     let s = out.state;
     Ok(data(
@@ -317,19 +229,22 @@ pub async fn delete(
 
 /// Cursor query of the events endpoint.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
-    /// Page size, 1..=500 (default 100).
+    /// Page size, 1..=500 (default 100). Read as text so that a bad value
+    /// is a 400 naming `limit`, not a generic query rejection.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
 }
 
 /// The audit history of a session (ext), from PostgreSQL.
 #[utoipa::path(get, path = "/v1/sessions/{id}/events", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id"), EventsQuery),
-    responses((status = 200, description = "`{data: [AuditEvent], next_cursor}`"),
-        (status = 400, body = ErrorBody),
-        (status = 503, body = ErrorBody, description = "AUDIT_UNAVAILABLE")))]
+    responses((status = 200, body = HistoryPage, description = "`{data: [AuditEvent], next_cursor}`; `next_cursor` is null on the last page"),
+        (status = 400, body = ErrorBody, description = "VALIDATION_ERROR naming `session_id`, `limit` or `cursor`"),
+        (status = 503, body = ErrorBody, description = "AUDIT_UNAVAILABLE: no audit store is configured, or it is unreachable")))]
 pub async fn events(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -343,13 +258,7 @@ pub async fn events(
             .filter(|n| (1..=500).contains(n))
             .ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
     };
-    match &app.history {
-        None => Err(ApiError::AuditUnavailable(
-            "the audit store is not configured (set DATABASE_URL)".into(),
-        )),
-        Some(h) => {
-            let page = h.page(id, q.cursor.as_deref(), limit).await?;
-            Ok((StatusCode::OK, Json(page)).into_response())
-        }
-    }
+    let history = app.history.as_ref().ok_or(ApiError::AuditNotConfigured)?;
+    let page = history.page(id, q.cursor.as_deref(), limit).await?;
+    Ok((StatusCode::OK, Json(page)).into_response())
 }

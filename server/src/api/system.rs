@@ -46,8 +46,8 @@ pub async fn health() -> Json<serde_json::Value> {
 pub async fn ready(State(app): State<AppState>) -> Response {
     let engine = app.service.engine();
     let audit = match &app.history {
-        Some(h) => h.status().await,
-        None => serde_json::Value::Null,
+        Some(h) => Some(h.status().await),
+        None => None,
     };
     if app.shutdown.is_cancelled() {
         return (

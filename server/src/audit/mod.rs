@@ -16,19 +16,23 @@
 //!   group (XREADGROUP, XACK after commit, XAUTOCLAIM of dead consumers'
 //!   entries).
 //! - [`metrics`]: backlog, lag, batch latency, rows written, failures.
-//! - [`wire`]: the two calls `serve` makes ([`start_for_memory`],
-//!   [`start_for_redis`]) and the [`AuditHistory`] behind the events
-//!   endpoint and `/ready`.
+//! - [`start`]: the two calls `serve` makes ([`start_for_memory`],
+//!   [`start_for_redis`]).
+//! - [`history`]: the typed reader ([`History`], [`AuditHistory`]) behind
+//!   the events endpoint and `/ready`. It answers `HistoryPage` or
+//!   [`AuditError`]; the API maps those to HTTP, audit knows no HTTP.
 
+pub mod history;
 pub mod metrics;
 pub mod outbox;
+pub mod start;
 pub mod store;
-pub mod wire;
 pub mod writer;
 
+pub use history::{AuditHistory, AuditStatus, History};
 pub use metrics::AuditMetrics;
+pub use start::{Audit, start_for_memory, start_for_redis};
 pub use store::{AuditStore, HistoryEvent, HistoryPage};
-pub use wire::{Audit, AuditHistory, start_for_memory, start_for_redis};
 pub use writer::{AuditHandle, start_memory_writer};
 
 /// The `sqlx` this module is built on, re-exported so tests and tools talk to

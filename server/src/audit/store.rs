@@ -21,8 +21,10 @@ pub struct WriteOutcome {
     pub duplicates: u64,
 }
 
-/// One row of a session's history as `GET /v1/sessions/{id}/events` returns it.
+/// One row of a session's history as `GET /v1/sessions/{id}/events` returns it
+/// (`AuditEvent` in the contract and the OpenAPI document).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct HistoryEvent {
     /// Row id.
     pub id: Uuid,
@@ -45,16 +47,18 @@ pub struct HistoryEvent {
     /// Commit time, RFC 3339.
     pub timestamp: String,
     /// The state after the change (null for deletions).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub state: serde_json::Value,
 }
 
-/// One page of history; pass `next_cursor` back to get the next one.
+/// One page of history; pass `next_cursor` back to get the next one
+/// (`EventsPage` in the OpenAPI document).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = EventsPage)]
 pub struct HistoryPage {
     /// Events in version order (a deletion comes after every version).
     pub data: Vec<HistoryEvent>,
-    /// Opaque; absent on the last page.
+    /// Opaque; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 

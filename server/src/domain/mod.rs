@@ -9,7 +9,7 @@ mod model;
 #[cfg(test)]
 mod proptests;
 mod render;
-mod spec;
+pub mod spec;
 pub mod time;
 mod transition;
 
@@ -18,5 +18,5 @@ pub use model::{
     TimeoutKind,
 };
 pub use render::{RenderedParticipant, SyncState};
-pub use spec::{CreateParticipant, CreateSpec, FieldError};
+pub use spec::{CreateParticipant, CreateSpec, FieldError, ParticipantDraft, SessionDraft};
 pub use transition::{Command, DomainError, SwitchArgs, Transition, apply, due_timeout};

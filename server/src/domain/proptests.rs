@@ -27,36 +27,64 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn session_body() -> impl Strategy<Value = serde_json::Value> {
+fn session_draft() -> impl Strategy<Value = SessionDraft> {
     (
         prop_oneof![
-            Just("per_participant"),
-            Just("per_cycle"),
-            Just("per_group"),
-            Just("global"),
-            Just("count_up")
+            Just(SyncMode::PerParticipant),
+            Just(SyncMode::PerCycle),
+            Just(SyncMode::PerGroup),
+            Just(SyncMode::Global),
+            Just(SyncMode::CountUp)
         ],
         prop::collection::vec(1000i64..6000, 2..5),
         0i64..3000,
         proptest::option::of(1000i64..9000),
-        prop_oneof![Just("end_session"), Just("skip_cycle"), Just("auto_action")],
+        prop_oneof![
+            Just(TimeoutKind::EndSession),
+            Just(TimeoutKind::SkipCycle),
+            Just(TimeoutKind::AutoAction)
+        ],
         any::<bool>(),
         1000i64..4000,
     )
-        .prop_map(|(mode, banks, inc, max, action, adv, cycle)| {
-            let participants: Vec<_> = banks
+        .prop_map(|(mode, banks, inc, max, kind, adv, cycle)| {
+            let participants = banks
                 .iter()
                 .enumerate()
-                .map(|(i, b)| json!({"participant_id": format!("p{i}"), "total_time_ms": b, "group_id": format!("g{}", i % 2)}))
+                .map(|(i, b)| ParticipantDraft {
+                    total_time_ms: Some(*b),
+                    group_id: Some(format!("g{}", i % 2)),
+                    ..ParticipantDraft::new(format!("p{i}"))
+                })
                 .collect();
-            json!({
-                "session_id": "550e8400-e29b-41d4-a716-446655440000",
-                "sync_mode": mode, "total_time_ms": banks[0], "time_per_cycle_ms": cycle,
-                "increment_ms": inc, "max_time_ms": max, "auto_advance": adv,
-                "action_on_timeout": {"type": action, "action": "default"},
-                "participants": participants
-            })
+            let mut extra = serde_json::Map::new();
+            extra.insert("action".into(), json!("default"));
+            SessionDraft {
+                time_per_cycle_ms: Some(cycle),
+                increment_ms: Some(inc),
+                max_time_ms: max,
+                auto_advance: Some(adv),
+                action_on_timeout: Some(TimeoutAction { kind, extra }),
+                ..SessionDraft::new(uuid(), mode, banks[0], participants)
+            }
         })
+}
+
+fn uuid() -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000)
+}
+
+/// A pending session from a draft of `mode` with plain participants `ids`.
+fn session(
+    mode: SyncMode,
+    total: i64,
+    ids: &[&str],
+    edit: impl FnOnce(&mut SessionDraft),
+) -> Session {
+    let participants = ids.iter().map(|i| ParticipantDraft::new(*i)).collect();
+    let mut d = SessionDraft::new(uuid(), mode, total, participants);
+    edit(&mut d);
+    CreateSpec::validate(d).unwrap().into_session(0)
 }
 
 /// Checks what must hold of every state, returning a description of the
@@ -98,8 +126,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
-    fn invariants_hold(body in session_body(), ops in prop::collection::vec((0i64..2500, op()), 1..40)) {
-        let mut s = CreateSpec::from_json(&body).unwrap().into_session(0);
+    fn invariants_hold(draft in session_draft(), ops in prop::collection::vec((0i64..2500, op()), 1..40)) {
+        let mut s = CreateSpec::validate(draft).unwrap().into_session(0);
         let mut now: Millis = 0;
         // Wall time during which a clock was running (charged time must match).
         let mut wall: i64 = 0;
@@ -145,21 +173,43 @@ proptest! {
     }
 
     #[test]
-    fn stored_form_round_trips(body in session_body()) {
-        let s = CreateSpec::from_json(&body).unwrap().into_session(5);
+    fn an_out_of_range_number_is_refused_naming_its_field(
+        mut d in session_draft(), which in 0usize..5, over in any::<bool>(), by in 1i64..1_000_000_000,
+    ) {
+        let bank = (1_000, 86_400_000);
+        let (field, (lo, hi)) = match which {
+            0 => ("total_time_ms", bank),
+            1 => ("time_per_cycle_ms", bank),
+            2 => ("increment_ms", (0, 60_000)),
+            3 => ("max_time_ms", bank),
+            _ => ("participants[1].total_time_ms", bank),
+        };
+        let v = if over { hi + by } else { lo - by };
+        match which {
+            0 => d.total_time_ms = v,
+            1 => d.time_per_cycle_ms = Some(v),
+            2 => d.increment_ms = Some(v),
+            3 => d.max_time_ms = Some(v),
+            _ => d.participants[1].total_time_ms = Some(v),
+        }
+        let e = CreateSpec::validate(d).unwrap_err();
+        prop_assert_eq!(e.field, field);
+        prop_assert_eq!(e.message, format!("must be between {lo} and {hi}"));
+    }
+
+    #[test]
+    fn stored_form_round_trips(draft in session_draft()) {
+        let s = CreateSpec::validate(draft).unwrap().into_session(5);
         let back: Session = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         prop_assert_eq!(back, s);
     }
 }
 
 fn chess(inc: i64, max: Option<i64>) -> Session {
-    let body = json!({
-        "session_id": "550e8400-e29b-41d4-a716-446655440000",
-        "sync_mode": "per_participant", "total_time_ms": 10_000, "increment_ms": inc,
-        "max_time_ms": max,
-        "participants": [{"participant_id": "w"}, {"participant_id": "b"}]
-    });
-    CreateSpec::from_json(&body).unwrap().into_session(0)
+    session(SyncMode::PerParticipant, 10_000, &["w", "b"], |d| {
+        d.increment_ms = Some(inc);
+        d.max_time_ms = max;
+    })
 }
 
 fn run(s: &Session, cmd: Command, now: Millis) -> Session {
@@ -283,19 +333,12 @@ fn auto_action_without_advance_waits_at_zero() {
 
 #[test]
 fn per_group_rotates_groups_then_members() {
-    let body = json!({
-        "session_id": "550e8400-e29b-41d4-a716-446655440000",
-        "sync_mode": "per_group", "total_time_ms": 10_000,
-        "participants": [
-            {"participant_id": "a1", "group_id": "A"}, {"participant_id": "b1", "group_id": "B"},
-            {"participant_id": "a2", "group_id": "A"}, {"participant_id": "b2", "group_id": "B"}
-        ]
+    let s = session(SyncMode::PerGroup, 10_000, &["a1", "b1", "a2", "b2"], |d| {
+        for (p, g) in d.participants.iter_mut().zip(["A", "B", "A", "B"]) {
+            p.group_id = Some(g.into());
+        }
     });
-    let mut s = run(
-        &CreateSpec::from_json(&body).unwrap().into_session(0),
-        Command::Start,
-        0,
-    );
+    let mut s = run(&s, Command::Start, 0);
     let mut order = vec![s.active_participant().unwrap().participant_id.clone()];
     for k in 1..=4 {
         s = run(&s, sw(), k * 1_000);
@@ -308,13 +351,8 @@ fn per_group_rotates_groups_then_members() {
 
 #[test]
 fn global_clock_is_shared_and_switch_does_not_reset_it() {
-    let body = json!({
-        "session_id": "550e8400-e29b-41d4-a716-446655440000",
-        "sync_mode": "global", "total_time_ms": 10_000,
-        "participants": [{"participant_id": "x"}, {"participant_id": "y"}]
-    });
     let s = run(
-        &CreateSpec::from_json(&body).unwrap().into_session(0),
+        &session(SyncMode::Global, 10_000, &["x", "y"], |_| {}),
         Command::Start,
         0,
     );
@@ -326,13 +364,10 @@ fn global_clock_is_shared_and_switch_does_not_reset_it() {
 
 #[test]
 fn count_up_expires_only_at_max() {
-    let body = json!({
-        "session_id": "550e8400-e29b-41d4-a716-446655440000",
-        "sync_mode": "count_up", "total_time_ms": 1_000, "max_time_ms": 5_000,
-        "participants": [{"participant_id": "x"}]
-    });
     let s = run(
-        &CreateSpec::from_json(&body).unwrap().into_session(0),
+        &session(SyncMode::CountUp, 1_000, &["x"], |d| {
+            d.max_time_ms = Some(5_000)
+        }),
         Command::Start,
         0,
     );
@@ -344,13 +379,10 @@ fn count_up_expires_only_at_max() {
 
 #[test]
 fn per_cycle_turns_start_fresh_and_waiting_players_show_a_full_turn() {
-    let body = json!({
-        "session_id": "550e8400-e29b-41d4-a716-446655440000",
-        "sync_mode": "per_cycle", "total_time_ms": 60_000, "time_per_cycle_ms": 10_000,
-        "participants": [{"participant_id": "x"}, {"participant_id": "y"}]
-    });
     let s = run(
-        &CreateSpec::from_json(&body).unwrap().into_session(0),
+        &session(SyncMode::PerCycle, 60_000, &["x", "y"], |d| {
+            d.time_per_cycle_ms = Some(10_000)
+        }),
         Command::Start,
         0,
     );

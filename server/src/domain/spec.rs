@@ -1,12 +1,13 @@
-//! Validation of a create request into a checked `CreateSpec`.
+//! The rules of a create request: a typed [`SessionDraft`] in, a checked
+//! [`CreateSpec`] out, or a [`FieldError`] naming the offending field
+//! (`participants[1].total_time_ms`).
 //!
-//! Validation walks the raw JSON so every violation, including a wrong type,
-//! names the exact field (`participants[1].total_time_ms`) instead of a serde
-//! line/column.
+//! The JSON wire form of the request is not read here: `api::requests`
+//! deserializes the body (wrong types and missing fields are reported
+//! there) and hands over a draft, so these rules are plain functions of
+//! plain values and are property-tested as such.
 
-use super::model::{
-    GroupBank, Millis, Participant, Session, Status, SyncMode, TimeoutAction, TimeoutKind,
-};
+use super::model::{GroupBank, Millis, Participant, Session, Status, SyncMode, TimeoutAction};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -18,6 +19,8 @@ pub const MAX_INCREMENT_MS: i64 = 60_000;
 pub const MAX_PARTICIPANTS: usize = 1_000;
 /// Serialized metadata size cap.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Longest participant or group id.
+pub const MAX_ID_LEN: usize = 128;
 
 /// A violation that names the offending field, so clients can fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,82 @@ impl FieldError {
         FieldError {
             field: field.into(),
             message: message.into(),
+        }
+    }
+}
+
+/// A create request as typed values whose rules are not checked yet: the
+/// fields a client must send are present, every other one is as sent
+/// (`None` when absent). [`CreateSpec::validate`] turns it into a spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionDraft {
+    /// The session id.
+    pub session_id: Uuid,
+    /// Mode.
+    pub sync_mode: SyncMode,
+    /// Participants in the order sent.
+    pub participants: Vec<ParticipantDraft>,
+    /// Session budget.
+    pub total_time_ms: i64,
+    /// Per-turn budget (required in per_cycle).
+    pub time_per_cycle_ms: Option<i64>,
+    /// End-of-turn increment (default 0).
+    pub increment_ms: Option<i64>,
+    /// Cap.
+    pub max_time_ms: Option<i64>,
+    /// Timeout behaviour (default end_session).
+    pub action_on_timeout: Option<TimeoutAction>,
+    /// Advance on auto_action (default false).
+    pub auto_advance: Option<bool>,
+    /// Client data (default `{}`).
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl SessionDraft {
+    /// A draft with only the required fields; the rest take their defaults.
+    /// Lets tests and tools state just what they care about.
+    pub fn new(
+        session_id: Uuid,
+        sync_mode: SyncMode,
+        total_time_ms: i64,
+        participants: Vec<ParticipantDraft>,
+    ) -> Self {
+        SessionDraft {
+            session_id,
+            sync_mode,
+            participants,
+            total_time_ms,
+            time_per_cycle_ms: None,
+            increment_ms: None,
+            max_time_ms: None,
+            action_on_timeout: None,
+            auto_advance: None,
+            metadata: None,
+        }
+    }
+}
+
+/// One participant of a [`SessionDraft`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParticipantDraft {
+    /// Client-chosen id.
+    pub participant_id: String,
+    /// Rotation position (default: position in the array).
+    pub participant_index: Option<i64>,
+    /// Group (required in per_group).
+    pub group_id: Option<String>,
+    /// Own bank (default: the session's `total_time_ms`).
+    pub total_time_ms: Option<i64>,
+}
+
+impl ParticipantDraft {
+    /// A participant with only an id; the rest take their defaults.
+    pub fn new(participant_id: impl Into<String>) -> Self {
+        ParticipantDraft {
+            participant_id: participant_id.into(),
+            participant_index: None,
+            group_id: None,
+            total_time_ms: None,
         }
     }
 }
@@ -79,20 +158,12 @@ pub struct CreateSpec {
 /// Ids and group ids: 1..=128 chars of `[A-Za-z0-9._:@-]`.
 pub fn valid_id(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 128
+        && s.len() <= MAX_ID_LEN
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
 }
 
-fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).filter(|v| !v.is_null())
-}
-
-fn int_in(v: &Value, field: &str, lo: i64, hi: i64) -> Result<i64, FieldError> {
-    let n = v
-        .as_i64()
-        .or_else(|| v.as_u64().map(|_| i64::MAX))
-        .ok_or_else(|| FieldError::new(field, "must be an integer"))?;
+fn in_range(n: i64, field: &str, lo: i64, hi: i64) -> Result<i64, FieldError> {
     if n < lo || n > hi {
         return Err(FieldError::new(
             field,
@@ -102,89 +173,46 @@ fn int_in(v: &Value, field: &str, lo: i64, hi: i64) -> Result<i64, FieldError> {
     Ok(n)
 }
 
-fn opt_int(
-    obj: &Map<String, Value>,
-    key: &str,
-    lo: i64,
-    hi: i64,
-) -> Result<Option<i64>, FieldError> {
-    get(obj, key).map(|v| int_in(v, key, lo, hi)).transpose()
+fn opt_in_range(n: Option<i64>, field: &str, lo: i64, hi: i64) -> Result<Option<i64>, FieldError> {
+    n.map(|n| in_range(n, field, lo, hi)).transpose()
 }
 
-fn id_string(v: &Value, field: &str) -> Result<String, FieldError> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| FieldError::new(field, "must be a string"))?;
-    if !valid_id(s) {
+fn id(s: String, field: &str) -> Result<String, FieldError> {
+    if !valid_id(&s) {
         return Err(FieldError::new(
             field,
             "must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ -",
         ));
     }
-    Ok(s.to_string())
+    Ok(s)
 }
 
-/// Parses `sync_mode` strings.
-pub fn parse_mode(v: &Value, field: &str) -> Result<SyncMode, FieldError> {
-    serde_json::from_value::<SyncMode>(v.clone()).map_err(|_| {
-        FieldError::new(
-            field,
-            "must be one of per_participant, per_cycle, per_group, global, count_up",
-        )
-    })
-}
-
-fn parse_action(v: &Value) -> Result<TimeoutAction, FieldError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| FieldError::new("action_on_timeout", "must be an object"))?;
-    let kind = match obj.get("type") {
-        None | Some(Value::Null) => {
-            return Err(FieldError::new("action_on_timeout.type", "is required"));
-        }
-        Some(t) => serde_json::from_value::<TimeoutKind>(t.clone()).map_err(|_| {
-            FieldError::new(
-                "action_on_timeout.type",
-                "must be one of end_session, skip_cycle, auto_action",
-            )
-        })?,
-    };
-    let mut extra = obj.clone();
-    extra.remove("type");
-    Ok(TimeoutAction { kind, extra })
-}
-
-fn parse_participant(
-    v: &Value,
+fn participant(
+    p: ParticipantDraft,
     i: usize,
     default_bank: i64,
     mode: SyncMode,
 ) -> Result<CreateParticipant, FieldError> {
     let f = |k: &str| format!("participants[{i}].{k}");
-    let obj = v
-        .as_object()
-        .ok_or_else(|| FieldError::new(format!("participants[{i}]"), "must be an object"))?;
-    let participant_id = match get(obj, "participant_id") {
-        Some(v) => id_string(v, &f("participant_id"))?,
-        None => return Err(FieldError::new(f("participant_id"), "is required")),
-    };
-    let participant_index = match get(obj, "participant_index") {
-        Some(v) => int_in(v, &f("participant_index"), 0, i64::from(u32::MAX))? as u32,
+    let participant_id = id(p.participant_id, &f("participant_id"))?;
+    let participant_index = match p.participant_index {
+        Some(n) => in_range(n, &f("participant_index"), 0, i64::from(u32::MAX))? as u32,
         None => i as u32,
     };
-    let group_id = get(obj, "group_id")
-        .map(|v| id_string(v, &f("group_id")))
-        .transpose()?;
+    let group_id = p.group_id.map(|g| id(g, &f("group_id"))).transpose()?;
     if mode == SyncMode::PerGroup && group_id.is_none() {
         return Err(FieldError::new(
             f("group_id"),
             "is required in per_group mode",
         ));
     }
-    let total_time_ms = match get(obj, "total_time_ms") {
-        Some(v) => int_in(v, &f("total_time_ms"), BANK_RANGE.0, BANK_RANGE.1)?,
-        None => default_bank,
-    };
+    let total_time_ms = opt_in_range(
+        p.total_time_ms,
+        &f("total_time_ms"),
+        BANK_RANGE.0,
+        BANK_RANGE.1,
+    )?
+    .unwrap_or(default_bank);
     Ok(CreateParticipant {
         participant_id,
         participant_index,
@@ -194,73 +222,43 @@ fn parse_participant(
 }
 
 impl CreateSpec {
-    /// Validates a create body. The first violation found is reported.
-    pub fn from_json(body: &Value) -> Result<CreateSpec, FieldError> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| FieldError::new("body", "must be a JSON object"))?;
-        let session_id = match get(obj, "session_id") {
-            None => return Err(FieldError::new("session_id", "is required")),
-            Some(v) => v
-                .as_str()
-                .and_then(|s| Uuid::parse_str(s).ok())
-                .ok_or_else(|| FieldError::new("session_id", "must be a UUID string"))?,
-        };
-        let sync_mode = match get(obj, "sync_mode") {
-            None => return Err(FieldError::new("sync_mode", "is required")),
-            Some(v) => parse_mode(v, "sync_mode")?,
-        };
-        let total_time_ms = opt_int(obj, "total_time_ms", BANK_RANGE.0, BANK_RANGE.1)?
-            .ok_or_else(|| FieldError::new("total_time_ms", "is required"))?;
-        let time_per_cycle_ms = opt_int(obj, "time_per_cycle_ms", BANK_RANGE.0, BANK_RANGE.1)?;
-        if sync_mode == SyncMode::PerCycle && time_per_cycle_ms.is_none() {
+    /// Checks a draft against the rules (ranges, id charset, mode-dependent
+    /// requirements, unique ids and indexes, metadata size) and applies the
+    /// defaults. The first violation found is reported.
+    pub fn validate(d: SessionDraft) -> Result<CreateSpec, FieldError> {
+        let (lo, hi) = BANK_RANGE;
+        let total_time_ms = in_range(d.total_time_ms, "total_time_ms", lo, hi)?;
+        let time_per_cycle_ms = opt_in_range(d.time_per_cycle_ms, "time_per_cycle_ms", lo, hi)?;
+        if d.sync_mode == SyncMode::PerCycle && time_per_cycle_ms.is_none() {
             return Err(FieldError::new(
                 "time_per_cycle_ms",
                 "is required in per_cycle mode",
             ));
         }
-        let increment_ms = opt_int(obj, "increment_ms", 0, MAX_INCREMENT_MS)?.unwrap_or(0);
-        let max_time_ms = opt_int(obj, "max_time_ms", BANK_RANGE.0, BANK_RANGE.1)?;
-        let action_on_timeout = get(obj, "action_on_timeout")
-            .map(parse_action)
-            .transpose()?
-            .unwrap_or_default();
-        let auto_advance = match get(obj, "auto_advance") {
-            None => false,
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| FieldError::new("auto_advance", "must be a boolean"))?,
-        };
-        let metadata = match get(obj, "metadata") {
-            None => Value::Object(Map::new()),
-            Some(v @ Value::Object(_)) => {
-                let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
-                if size > MAX_METADATA_BYTES {
-                    return Err(FieldError::new(
-                        "metadata",
-                        format!("must be at most {MAX_METADATA_BYTES} bytes serialized"),
-                    ));
-                }
-                v.clone()
-            }
-            Some(_) => return Err(FieldError::new("metadata", "must be an object")),
-        };
-        let raw = match get(obj, "participants") {
-            None => return Err(FieldError::new("participants", "is required")),
-            Some(v) => v
-                .as_array()
-                .ok_or_else(|| FieldError::new("participants", "must be an array"))?,
-        };
-        if raw.is_empty() || raw.len() > MAX_PARTICIPANTS {
+        let increment_ms =
+            opt_in_range(d.increment_ms, "increment_ms", 0, MAX_INCREMENT_MS)?.unwrap_or(0);
+        let max_time_ms = opt_in_range(d.max_time_ms, "max_time_ms", lo, hi)?;
+        let metadata = Value::Object(d.metadata.unwrap_or_default());
+        let size = serde_json::to_vec(&metadata)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_METADATA_BYTES {
+            return Err(FieldError::new(
+                "metadata",
+                format!("must be at most {MAX_METADATA_BYTES} bytes serialized"),
+            ));
+        }
+        if d.participants.is_empty() || d.participants.len() > MAX_PARTICIPANTS {
             return Err(FieldError::new(
                 "participants",
                 format!("must hold 1 to {MAX_PARTICIPANTS} participants"),
             ));
         }
-        let mut participants = raw
-            .iter()
+        let mut participants = d
+            .participants
+            .into_iter()
             .enumerate()
-            .map(|(i, v)| parse_participant(v, i, total_time_ms, sync_mode))
+            .map(|(i, p)| participant(p, i, total_time_ms, d.sync_mode))
             .collect::<Result<Vec<_>, _>>()?;
         let mut ids = std::collections::HashSet::new();
         let mut indexes = std::collections::HashSet::new();
@@ -280,15 +278,15 @@ impl CreateSpec {
         }
         participants.sort_by_key(|p| p.participant_index);
         Ok(CreateSpec {
-            session_id,
-            sync_mode,
+            session_id: d.session_id,
+            sync_mode: d.sync_mode,
             participants,
             total_time_ms,
             time_per_cycle_ms,
             increment_ms,
             max_time_ms,
-            action_on_timeout,
-            auto_advance,
+            action_on_timeout: d.action_on_timeout.unwrap_or_default(),
+            auto_advance: d.auto_advance.unwrap_or(false),
             metadata,
         })
     }
@@ -361,67 +359,67 @@ impl CreateSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn base() -> Value {
-        json!({
-            "session_id": "550e8400-e29b-41d4-a716-446655440000",
-            "sync_mode": "per_participant",
-            "total_time_ms": 60000,
-            "participants": [{"participant_id": "a"}, {"participant_id": "b"}]
-        })
+    fn base() -> SessionDraft {
+        SessionDraft::new(
+            Uuid::nil(),
+            SyncMode::PerParticipant,
+            60_000,
+            vec![ParticipantDraft::new("a"), ParticipantDraft::new("b")],
+        )
     }
 
-    fn err_field(v: Value) -> String {
-        CreateSpec::from_json(&v).unwrap_err().field
+    fn err_field(d: SessionDraft) -> String {
+        CreateSpec::validate(d).unwrap_err().field
     }
 
     #[test]
-    fn accepts_minimal_body() {
-        let s = CreateSpec::from_json(&base()).unwrap();
+    fn accepts_minimal_draft_and_applies_defaults() {
+        let s = CreateSpec::validate(base()).unwrap();
         assert_eq!(s.participants.len(), 2);
         assert_eq!(s.participants[1].participant_index, 1);
         assert_eq!(s.participants[1].total_time_ms, 60000);
+        assert_eq!(s.increment_ms, 0);
+        assert_eq!(s.metadata, Value::Object(Map::new()));
+        assert_eq!(s.action_on_timeout, TimeoutAction::default());
     }
 
     #[test]
     fn names_the_field() {
-        let mut v = base();
-        v["participants"][1]["total_time_ms"] = json!("ten");
-        assert_eq!(err_field(v), "participants[1].total_time_ms");
-        let mut v = base();
-        v["total_time_ms"] = json!(999);
-        assert_eq!(err_field(v), "total_time_ms");
-        let mut v = base();
-        v["session_id"] = json!("nope");
-        assert_eq!(err_field(v), "session_id");
-        let mut v = base();
-        v["sync_mode"] = json!("per_cycle");
-        assert_eq!(err_field(v), "time_per_cycle_ms");
-        let mut v = base();
-        v["participants"][0]["participant_id"] = json!("b");
-        assert_eq!(err_field(v), "participants");
-        let mut v = base();
-        v["action_on_timeout"] = json!({"type": "explode"});
-        assert_eq!(err_field(v), "action_on_timeout.type");
-        let mut v = base();
-        v.as_object_mut().unwrap().remove("total_time_ms");
-        assert_eq!(err_field(v), "total_time_ms");
-        let mut v = base();
-        v["action_on_timeout"] = json!({"action": "fold"});
-        assert_eq!(err_field(v), "action_on_timeout.type");
-        let mut v = base();
-        v["increment_ms"] = json!(1.5);
-        assert_eq!(err_field(v), "increment_ms");
-        let mut v = base();
-        v["participants"][0]["participant_id"] = json!("has space");
-        assert_eq!(err_field(v), "participants[0].participant_id");
+        let mut d = base();
+        d.participants[1].total_time_ms = Some(999);
+        assert_eq!(err_field(d), "participants[1].total_time_ms");
+        let mut d = base();
+        d.total_time_ms = 999;
+        assert_eq!(err_field(d), "total_time_ms");
+        let mut d = base();
+        d.sync_mode = SyncMode::PerCycle;
+        assert_eq!(err_field(d), "time_per_cycle_ms");
+        let mut d = base();
+        d.participants[0].participant_id = "b".into();
+        assert_eq!(err_field(d), "participants");
+        let mut d = base();
+        d.participants[0].participant_id = "has space".into();
+        assert_eq!(err_field(d), "participants[0].participant_id");
+        let mut d = base();
+        d.sync_mode = SyncMode::PerGroup;
+        d.participants[0].group_id = Some("g".into());
+        assert_eq!(err_field(d), "participants[1].group_id");
+        let mut d = base();
+        d.participants[0].participant_index = Some(-1);
+        assert_eq!(err_field(d), "participants[0].participant_index");
+        let mut d = base();
+        d.increment_ms = Some(60_001);
+        assert_eq!(err_field(d), "increment_ms");
+        let mut d = base();
+        d.participants.clear();
+        assert_eq!(err_field(d), "participants");
     }
 
     #[test]
     fn huge_integers_are_out_of_range_not_wrapped() {
-        let mut v = base();
-        v["total_time_ms"] = json!(u64::MAX);
-        assert_eq!(err_field(v), "total_time_ms");
+        let mut d = base();
+        d.total_time_ms = i64::MAX;
+        assert_eq!(err_field(d), "total_time_ms");
     }
 }

@@ -2,18 +2,14 @@
 //! engine that starts the consumer, registers the audit metrics, and returns
 //! the history reader for `GET /v1/sessions/{id}/events` and `/ready`.
 
+use super::history::AuditHistory;
 use super::outbox::{OutboxConfig, start_outbox_consumer_with};
 use super::store::AuditStore;
 use super::writer::start_memory_writer_with;
 use super::{AuditConfig, AuditError, AuditHandle, AuditMetrics};
-use crate::api::History;
-use crate::api::error::ApiError;
 use crate::engine::AuditEvent;
-use async_trait::async_trait;
-use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 /// A running audit trail: the consumer's handle (shutdown, lag, backlog),
 /// the history reader, and the metrics.
@@ -44,10 +40,7 @@ pub fn start_for_memory(
     let (store, metrics) = setup(&cfg, registry)?;
     let (tx, handle) = start_memory_writer_with(store.clone(), cfg, metrics.clone());
     let handle = Arc::new(handle);
-    let history = Arc::new(AuditHistory {
-        store,
-        handle: Arc::clone(&handle),
-    });
+    let history = Arc::new(AuditHistory::new(store, Arc::clone(&handle)));
     Ok((
         tx,
         Audit {
@@ -77,59 +70,10 @@ pub fn start_for_redis(
         outbox,
         metrics.clone(),
     ));
-    let history = Arc::new(AuditHistory {
-        store,
-        handle: Arc::clone(&handle),
-    });
+    let history = Arc::new(AuditHistory::new(store, Arc::clone(&handle)));
     Ok(Audit {
         handle,
         history,
         metrics,
     })
-}
-
-/// The cold-path reader behind `GET /v1/sessions/{id}/events` and the audit
-/// part of `/ready`.
-pub struct AuditHistory {
-    store: AuditStore,
-    handle: Arc<AuditHandle>,
-}
-
-impl AuditHistory {
-    /// A reader over `store` reporting `handle`'s progress.
-    pub fn new(store: AuditStore, handle: Arc<AuditHandle>) -> Self {
-        AuditHistory { store, handle }
-    }
-}
-
-#[async_trait]
-impl History for AuditHistory {
-    async fn page(
-        &self,
-        session_id: Uuid,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<serde_json::Value, ApiError> {
-        match self.store.history(session_id, cursor, limit).await {
-            Ok(page) => serde_json::to_value(page).map_err(|e| ApiError::Internal(e.to_string())),
-            Err(AuditError::BadCursor) => Err(ApiError::field(
-                "cursor",
-                "is not a next_cursor returned by this endpoint",
-            )),
-            Err(e) => {
-                tracing::warn!(error = %e, "audit history read failed");
-                Err(ApiError::AuditUnavailable(
-                    "the audit store is unreachable; retry shortly".into(),
-                ))
-            }
-        }
-    }
-
-    async fn status(&self) -> serde_json::Value {
-        json!({
-            "backlog": self.handle.backlog(),
-            "lag_ms": self.handle.lag().as_millis() as u64,
-            "database_ok": self.handle.database_ok(),
-        })
-    }
 }
