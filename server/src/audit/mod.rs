@@ -12,12 +12,13 @@
 //!   (size / linger), write it with retries and backoff while PostgreSQL is
 //!   down, acknowledge only after commit — and the memory engine's bounded
 //!   in-process queue.
-//! - [`outbox`]: the Redis engine's outbox streams read through a consumer
-//!   group (XREADGROUP, XACK after commit, XAUTOCLAIM of dead consumers'
-//!   entries).
+//! - [`outbox`]: the consumer of a durable outbox (`engine::outbox::Outbox`,
+//!   which the Redis engine implements): read rounds, acknowledge after
+//!   commit, claim what dead consumers left, measure backlog and lag. The
+//!   commands and key layout stay in the engine.
 //! - [`metrics`]: backlog, lag, batch latency, rows written, failures.
 //! - [`wire`]: the two calls `serve` makes ([`start_for_memory`],
-//!   [`start_for_redis`]) and the [`AuditHistory`] behind the events
+//!   [`start_for_outbox`]) and the [`AuditHistory`] behind the events
 //!   endpoint and `/ready`.
 
 pub mod metrics;
@@ -28,7 +29,7 @@ pub mod writer;
 
 pub use metrics::AuditMetrics;
 pub use store::{AuditStore, HistoryEvent, HistoryPage};
-pub use wire::{Audit, AuditHistory, start_for_memory, start_for_redis};
+pub use wire::{Audit, AuditHistory, start_for_memory, start_for_outbox};
 pub use writer::{AuditHandle, start_memory_writer};
 
 /// The `sqlx` this module is built on, re-exported so tests and tools talk to
@@ -54,7 +55,8 @@ pub enum AuditError {
     /// A history cursor that this server did not produce.
     #[error("invalid cursor")]
     BadCursor,
-    /// The Redis outbox could not be read or acknowledged.
+    /// The outbox could not be read or acknowledged, or the audit metrics
+    /// could not be registered.
     #[error("audit outbox: {0}")]
     Outbox(String),
 }
