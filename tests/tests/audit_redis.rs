@@ -267,9 +267,11 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
     drop(a);
 
     // Consumer B (another instance) claims what A left pending.
-    let mut outbox = OutboxConfig::default();
-    outbox.claim_idle = Duration::from_millis(500);
-    outbox.claim_interval = Duration::from_millis(250);
+    let outbox = OutboxConfig {
+        claim_idle: Duration::from_millis(500),
+        claim_interval: Duration::from_millis(250),
+        ..OutboxConfig::default()
+    };
     let b_metrics = AuditMetrics::unregistered().expect("metrics");
     let b = consumer(&engine, &url, outbox, b_metrics.clone());
     wait_until(Duration::from_secs(30), "every commit written by B", || {
@@ -486,8 +488,10 @@ async fn consumers_of_stopped_instances_are_forgotten() {
     let id = Uuid::new_v4();
     let stream = keys::outbox_key(keys::bucket(&id));
 
-    let mut first = OutboxConfig::default();
-    first.consumer = "stopped-instance".into();
+    let first = OutboxConfig {
+        consumer: "stopped-instance".into(),
+        ..OutboxConfig::default()
+    };
     let a = consumer(
         &engine,
         &url,
@@ -502,11 +506,13 @@ async fn consumers_of_stopped_instances_are_forgotten() {
     .await;
     assert_eq!(a.shutdown(Duration::from_secs(5)).await, 0);
 
-    let mut second = OutboxConfig::default();
-    second.consumer = "live-instance".into();
-    second.forget_idle = Duration::from_millis(500);
-    second.forget_interval = Duration::from_millis(200);
-    second.measure_interval = Duration::from_millis(100);
+    let second = OutboxConfig {
+        consumer: "live-instance".into(),
+        forget_idle: Duration::from_millis(500),
+        forget_interval: Duration::from_millis(200),
+        measure_interval: Duration::from_millis(100),
+        ..OutboxConfig::default()
+    };
     let b = consumer(
         &engine,
         &url,
