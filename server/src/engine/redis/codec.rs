@@ -10,7 +10,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 /// A session as stored: the `<version>.<incarnation>|` prefix, then JSON.
-pub(crate) fn encode_session(session: &Session) -> Result<Bytes, EngineError> {
+pub(super) fn encode_session(session: &Session) -> Result<Bytes, EngineError> {
     let json = serde_json::to_vec(session).map_err(|e| EngineError::Corrupt(e.to_string()))?;
     Ok(Bytes::from(keys::encode_state(
         session.version,
@@ -20,7 +20,7 @@ pub(crate) fn encode_session(session: &Session) -> Result<Bytes, EngineError> {
 }
 
 /// A stored value as a session, its incarnation taken from the prefix.
-pub(crate) fn decode_session(id: Uuid, raw: &[u8]) -> Result<Session, EngineError> {
+pub(super) fn decode_session(id: Uuid, raw: &[u8]) -> Result<Session, EngineError> {
     let stored = keys::decode_state(raw).ok_or_else(|| corrupt(&id, "bad stored value"))?;
     let mut s: Session = serde_json::from_slice(stored.json).map_err(|e| corrupt(&id, e))?;
     if s.version != stored.version {
@@ -36,7 +36,7 @@ fn corrupt(id: &Uuid, what: impl std::fmt::Display) -> EngineError {
 
 /// The outbox entry's `e` field (JSON); empty when there is no audit row,
 /// which tells the scripts not to XADD.
-pub(crate) fn encode_audit(audit: Option<&AuditEvent>) -> Result<String, EngineError> {
+pub(super) fn encode_audit(audit: Option<&AuditEvent>) -> Result<String, EngineError> {
     match audit {
         Some(a) => serde_json::to_string(a).map_err(|e| EngineError::Corrupt(e.to_string())),
         None => Ok(String::new()),
@@ -44,13 +44,13 @@ pub(crate) fn encode_audit(audit: Option<&AuditEvent>) -> Result<String, EngineE
 }
 
 /// What [`encode_audit`] wrote.
-pub(crate) fn decode_audit(payload: &str) -> Result<AuditEvent, serde_json::Error> {
+pub(super) fn decode_audit(payload: &str) -> Result<AuditEvent, serde_json::Error> {
     serde_json::from_str(payload)
 }
 
 /// Encodes an update for a pub/sub channel: a header line `version kind`,
 /// then one frame per line (JSON frames never contain a raw newline).
-pub(crate) fn encode_update(update: &Update) -> Bytes {
+pub(super) fn encode_update(update: &Update) -> Bytes {
     let kind = match update.kind {
         UpdateKind::State => 's',
         UpdateKind::Resync => 'r',
@@ -66,7 +66,7 @@ pub(crate) fn encode_update(update: &Update) -> Bytes {
 }
 
 /// Decodes what [`encode_update`] wrote; `None` for garbage.
-pub(crate) fn decode_update(session_id: Uuid, raw: &[u8]) -> Option<Update> {
+pub(super) fn decode_update(session_id: Uuid, raw: &[u8]) -> Option<Update> {
     let mut lines = raw.split(|b| *b == b'\n');
     let header = std::str::from_utf8(lines.next()?).ok()?;
     let (v, k) = header.split_once(' ')?;

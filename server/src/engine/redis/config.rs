@@ -38,7 +38,7 @@ pub struct RedisConfig {
     /// triggers the resubscribe + resync.
     pub topology_check_interval: Duration,
     /// Sessions whose last seen state is kept to skip the read before a
-    /// change (see [`cache`]); 0 disables it.
+    /// change (see [`cache`](super::cache)); 0 disables it.
     pub cache_sessions: usize,
     /// How often the subscriber connection(s) are PINGed. A connection that
     /// died without a reset (a vanished node) would otherwise leave

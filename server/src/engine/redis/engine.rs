@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 
-/// Sessions in Redis; see the module doc. Made by
-/// [`connect`](super::connect), which fills the parts.
+/// Sessions in Redis; see the module doc. Made by `connect`, which fills
+/// the parts.
 pub struct RedisEngine {
     pub(super) clients: Vec<Client>,
     pub(super) next: AtomicUsize,

@@ -2,7 +2,7 @@
 //! one consumer group.
 //!
 //! Every commit script XADDs its audit event (field `e`, JSON) to its
-//! bucket's stream (see [`keys`](super::keys)); [`RedisOutbox`] offers those
+//! bucket's stream (see [`keys`]); [`RedisOutbox`] offers those
 //! streams to the audit consumer as an [`Outbox`]: one partition per stream,
 //! one command per stream and call (pipelined, `concurrency` in flight), so
 //! it works unchanged on Redis Cluster, where the buckets live in different
