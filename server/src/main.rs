@@ -133,13 +133,8 @@ async fn build_engine(
         let engine = synckairos::engine::redis::connect(rc, metrics).await?;
         let audit = match audit_cfg {
             Some(ac) => Some(
-                audit::start_for_redis(
-                    ac,
-                    engine.client().clone(),
-                    cfg.outbox_max_len,
-                    &metrics.registry,
-                )
-                .map_err(audit_err)?,
+                audit::start_for_outbox(ac, engine.outbox(), &metrics.registry)
+                    .map_err(audit_err)?,
             ),
             None => None,
         };

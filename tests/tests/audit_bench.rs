@@ -19,7 +19,7 @@ use synckairos::audit::outbox::{OutboxConfig, start_outbox_consumer};
 use synckairos::audit::{self, AuditConfig, AuditHandle, AuditMetrics, start_memory_writer};
 use synckairos::domain::{Command as Cmd, CreateSpec, SwitchArgs};
 use synckairos::engine::memory::MemoryEngine;
-use synckairos::engine::redis::{RedisConfig, connect, keys};
+use synckairos::engine::redis::{RedisConfig, connect};
 use synckairos::metrics::Metrics;
 use synckairos::service::{Service, ServiceConfig};
 use synckairos_tests::postgres::Postgres;
@@ -305,11 +305,10 @@ async fn bench_redis_outbox_into_postgres() {
     .await
     .expect("redis engine");
     let metrics = AuditMetrics::unregistered().expect("metrics");
-    let mut outbox = OutboxConfig::new(keys::outbox_keys());
-    outbox.stream_max_len = 10_000;
+    let outbox = OutboxConfig::default();
     let handle = Arc::new(
         start_outbox_consumer(
-            engine.client().clone(),
+            engine.outbox(),
             AuditConfig::new(&url),
             outbox,
             metrics.clone(),
@@ -365,11 +364,9 @@ async fn bench_postgres_down_30s_under_redis_load() {
     let mut cfg = AuditConfig::new(&url);
     cfg.retry_max = Duration::from_secs(1);
     cfg.connect_timeout = Duration::from_millis(500);
-    let mut outbox = OutboxConfig::new(keys::outbox_keys());
-    outbox.stream_max_len = 10_000;
+    let outbox = OutboxConfig::default();
     let handle = Arc::new(
-        start_outbox_consumer(engine.client().clone(), cfg, outbox, metrics.clone())
-            .expect("consumer"),
+        start_outbox_consumer(engine.outbox(), cfg, outbox, metrics.clone()).expect("consumer"),
     );
     let svc = Service::new(engine, Arc::new(Metrics::new()), ServiceConfig::default());
     let ids = sessions(&svc).await;
@@ -492,11 +489,10 @@ async fn bench_redis_outbox_drain_rate() {
     let total = n + 2 * SESSIONS as u64;
 
     let metrics = AuditMetrics::unregistered().expect("metrics");
-    let mut outbox = OutboxConfig::new(keys::outbox_keys());
-    outbox.stream_max_len = 10_000;
+    let outbox = OutboxConfig::default();
     let t = Instant::now();
     let handle = start_outbox_consumer(
-        engine.client().clone(),
+        engine.outbox(),
         AuditConfig::new(&url),
         outbox,
         metrics.clone(),

@@ -121,7 +121,7 @@ fn consumer(
     let mut cfg = AuditConfig::new(url);
     cfg.retry_max = Duration::from_millis(500);
     cfg.connect_timeout = Duration::from_millis(500);
-    start_outbox_consumer(engine.client().clone(), cfg, outbox, metrics).expect("consumer")
+    start_outbox_consumer(engine.outbox(), cfg, outbox, metrics).expect("consumer")
 }
 
 fn spec(id: Uuid) -> CreateSpec {
@@ -168,12 +168,7 @@ async fn redis_outbox_every_change_once_in_version_order() {
     audit::migrate(&url).await.expect("migrate");
     let engine = engine(&redis).await;
     let metrics = AuditMetrics::unregistered().expect("metrics");
-    let handle = consumer(
-        &engine,
-        &url,
-        OutboxConfig::new(keys::outbox_keys()),
-        metrics,
-    );
+    let handle = consumer(&engine, &url, OutboxConfig::default(), metrics);
     let svc = service(engine);
 
     let id = Uuid::new_v4();
@@ -246,7 +241,7 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
     let a = consumer(
         &engine,
         &dead_url,
-        OutboxConfig::new(keys::outbox_keys()),
+        OutboxConfig::default(),
         a_metrics.clone(),
     );
     let sessions: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
@@ -272,9 +267,11 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
     drop(a);
 
     // Consumer B (another instance) claims what A left pending.
-    let mut outbox = OutboxConfig::new(keys::outbox_keys());
-    outbox.claim_idle = Duration::from_millis(500);
-    outbox.claim_interval = Duration::from_millis(250);
+    let outbox = OutboxConfig {
+        claim_idle: Duration::from_millis(500),
+        claim_interval: Duration::from_millis(250),
+        ..OutboxConfig::default()
+    };
     let b_metrics = AuditMetrics::unregistered().expect("metrics");
     let b = consumer(&engine, &url, outbox, b_metrics.clone());
     wait_until(Duration::from_secs(30), "every commit written by B", || {
@@ -326,12 +323,7 @@ async fn postgres_outage_with_redis_loses_nothing_and_switches_stay_fast() {
     audit::migrate(&url).await.expect("migrate");
     let engine = engine(&redis).await;
     let metrics = AuditMetrics::unregistered().expect("metrics");
-    let handle = consumer(
-        &engine,
-        &url,
-        OutboxConfig::new(keys::outbox_keys()),
-        metrics.clone(),
-    );
+    let handle = consumer(&engine, &url, OutboxConfig::default(), metrics.clone());
     let svc = service(engine);
 
     let sessions: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
@@ -443,12 +435,7 @@ async fn redis_cluster_outbox_every_change_once() {
     .await
     .expect("redis cluster engine");
     let metrics = AuditMetrics::unregistered().expect("metrics");
-    let handle = consumer(
-        &engine,
-        &url,
-        OutboxConfig::new(keys::outbox_keys()),
-        metrics,
-    );
+    let handle = consumer(&engine, &url, OutboxConfig::default(), metrics);
     let svc = service(engine);
     // Enough sessions to land in buckets on every node.
     let sessions: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
@@ -501,8 +488,10 @@ async fn consumers_of_stopped_instances_are_forgotten() {
     let id = Uuid::new_v4();
     let stream = keys::outbox_key(keys::bucket(&id));
 
-    let mut first = OutboxConfig::new(keys::outbox_keys());
-    first.consumer = "stopped-instance".into();
+    let first = OutboxConfig {
+        consumer: "stopped-instance".into(),
+        ..OutboxConfig::default()
+    };
     let a = consumer(
         &engine,
         &url,
@@ -517,11 +506,13 @@ async fn consumers_of_stopped_instances_are_forgotten() {
     .await;
     assert_eq!(a.shutdown(Duration::from_secs(5)).await, 0);
 
-    let mut second = OutboxConfig::new(keys::outbox_keys());
-    second.consumer = "live-instance".into();
-    second.forget_idle = Duration::from_millis(500);
-    second.forget_interval = Duration::from_millis(200);
-    second.measure_interval = Duration::from_millis(100);
+    let second = OutboxConfig {
+        consumer: "live-instance".into(),
+        forget_idle: Duration::from_millis(500),
+        forget_interval: Duration::from_millis(200),
+        measure_interval: Duration::from_millis(100),
+        ..OutboxConfig::default()
+    };
     let b = consumer(
         &engine,
         &url,

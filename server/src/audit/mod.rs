@@ -12,12 +12,13 @@
 //!   (size / linger), write it with retries and backoff while PostgreSQL is
 //!   down, acknowledge only after commit — and the memory engine's bounded
 //!   in-process queue.
-//! - [`outbox`]: the Redis engine's outbox streams read through a consumer
-//!   group (XREADGROUP, XACK after commit, XAUTOCLAIM of dead consumers'
-//!   entries).
+//! - [`outbox`]: the consumer of a durable outbox (`engine::outbox::Outbox`,
+//!   which the Redis engine implements): read rounds, acknowledge after
+//!   commit, claim what dead consumers left, measure backlog and lag. The
+//!   commands and key layout stay in the engine.
 //! - [`metrics`]: backlog, lag, batch latency, rows written, failures.
 //! - [`start`]: the two calls `serve` makes ([`start_for_memory`],
-//!   [`start_for_redis`]).
+//!   [`start_for_outbox`]).
 //! - [`history`]: the typed reader ([`History`], [`AuditHistory`]) behind
 //!   the events endpoint and `/ready`. It answers `HistoryPage` or
 //!   [`AuditError`]; the API maps those to HTTP, audit knows no HTTP.
@@ -31,7 +32,7 @@ pub mod writer;
 
 pub use history::{AuditHistory, AuditStatus, History};
 pub use metrics::AuditMetrics;
-pub use start::{Audit, start_for_memory, start_for_redis};
+pub use start::{Audit, start_for_memory, start_for_outbox};
 pub use store::{AuditStore, HistoryEvent, HistoryPage};
 pub use writer::{AuditHandle, start_memory_writer};
 
@@ -58,7 +59,8 @@ pub enum AuditError {
     /// A history cursor that this server did not produce.
     #[error("invalid cursor")]
     BadCursor,
-    /// The Redis outbox could not be read or acknowledged.
+    /// The outbox could not be read or acknowledged, or the audit metrics
+    /// could not be registered.
     #[error("audit outbox: {0}")]
     Outbox(String),
 }

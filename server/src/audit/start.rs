@@ -8,6 +8,7 @@ use super::store::AuditStore;
 use super::writer::start_memory_writer_with;
 use super::{AuditConfig, AuditError, AuditHandle, AuditMetrics};
 use crate::engine::AuditEvent;
+use crate::engine::outbox::Outbox;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -51,23 +52,19 @@ pub fn start_for_memory(
     ))
 }
 
-/// Redis engine: starts the outbox consumer group on the engine's client
-/// (`RedisEngine::client().clone()`). `stream_max_len` is the engine's
-/// `RedisConfig::outbox_max_len`, for the near-cap warning.
-pub fn start_for_redis(
+/// An engine with a durable outbox (the Redis engine's `outbox()`): starts
+/// this instance's consumer of it.
+pub fn start_for_outbox(
     cfg: AuditConfig,
-    client: fred::clients::Client,
-    stream_max_len: u64,
+    outbox: Arc<dyn Outbox>,
     registry: &prometheus::Registry,
 ) -> Result<Audit, AuditError> {
     let (store, metrics) = setup(&cfg, registry)?;
-    let mut outbox = OutboxConfig::new(crate::engine::redis::keys::outbox_keys());
-    outbox.stream_max_len = stream_max_len;
     let handle = Arc::new(start_outbox_consumer_with(
         store.clone(),
-        client,
-        cfg,
         outbox,
+        cfg,
+        OutboxConfig::default(),
         metrics.clone(),
     ));
     let history = Arc::new(AuditHistory::new(store, Arc::clone(&handle)));

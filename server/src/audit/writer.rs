@@ -106,7 +106,7 @@ impl AuditHandle {
     /// (and, for the memory queue, everything already queued) to be written.
     /// Returns the number of events this consumer leaves unwritten (0 on a
     /// clean stop): for the memory queue they are lost; for the outbox they
-    /// stay pending in Redis for another consumer.
+    /// stay pending in the outbox for another consumer.
     pub async fn shutdown(&self, grace: Duration) -> u64 {
         self.cancel.cancel();
         let task = self.task.lock().take();
@@ -125,7 +125,7 @@ impl AuditHandle {
             }
             left
         } else {
-            // Outbox entries stay in Redis: what this consumer held stays
+            // Outbox entries outlive the process: what this consumer held stays
             // pending and another instance claims it.
             let left = self.progress.in_hand();
             if left > 0 {
@@ -212,7 +212,7 @@ pub fn start_memory_writer_with(
 }
 
 /// The batch writer: retries, metrics and backlog warnings, shared by the
-/// memory queue consumer and the Redis outbox consumer. Each writer task
+/// memory queue consumer and the outbox consumer. Each writer task
 /// has its own copy with its own progress slot.
 #[derive(Clone)]
 pub(crate) struct Writer {

@@ -5,10 +5,13 @@
 //! deadline index, audit outbox, broadcast — all or nothing), delete, and a
 //! sweep of due deadlines. Implementations: [`memory::MemoryEngine`] (the
 //! embedded default) and the Redis engine. Local WebSocket fan-out goes
-//! through the [`hub::Hub`] every engine owns.
+//! through the [`hub::Hub`] every engine owns. An engine whose audit outbox
+//! outlives the process offers it to the audit consumer as an
+//! [`outbox::Outbox`].
 
 pub mod hub;
 pub mod memory;
+pub mod outbox;
 pub mod redis;
 
 use crate::domain::{EventKind, Millis, Session};
@@ -42,45 +45,6 @@ pub struct Update {
     pub kind: UpdateKind,
     /// WebSocket text frames, in send order.
     pub frames: Vec<Bytes>,
-}
-
-impl Update {
-    /// Encodes for a pub/sub channel: a header line `version kind`, then one
-    /// frame per line (JSON frames never contain a raw newline).
-    pub fn encode(&self) -> Bytes {
-        let kind = match self.kind {
-            UpdateKind::State => 's',
-            UpdateKind::Resync => 'r',
-            UpdateKind::Deleted => 'd',
-        };
-        let mut out =
-            Vec::with_capacity(self.frames.iter().map(|f| f.len() + 1).sum::<usize>() + 24);
-        out.extend_from_slice(format!("{} {}", self.version, kind).as_bytes());
-        for f in &self.frames {
-            out.push(b'\n');
-            out.extend_from_slice(f);
-        }
-        Bytes::from(out)
-    }
-
-    /// Decodes what [`Update::encode`] wrote; `None` for garbage.
-    pub fn decode(session_id: Uuid, raw: &[u8]) -> Option<Update> {
-        let mut lines = raw.split(|b| *b == b'\n');
-        let header = std::str::from_utf8(lines.next()?).ok()?;
-        let (v, k) = header.split_once(' ')?;
-        let kind = match k {
-            "s" => UpdateKind::State,
-            "r" => UpdateKind::Resync,
-            "d" => UpdateKind::Deleted,
-            _ => return None,
-        };
-        Some(Update {
-            session_id,
-            version: v.parse().ok()?,
-            kind,
-            frames: lines.map(Bytes::copy_from_slice).collect(),
-        })
-    }
 }
 
 /// One row of the audit trail, appended to the outbox atomically with the

@@ -23,7 +23,7 @@
 //!   no client keeps a stale clock. A session that never existed (a client
 //!   waiting for it to be created) is left alone.
 
-use super::keys;
+use super::{codec, keys};
 use crate::clock::now_ms;
 use crate::domain::{Session, SyncState};
 use crate::engine::{Hub, SubscriptionListener, Update, UpdateKind};
@@ -224,7 +224,7 @@ fn spawn_pump(
                     let Some(raw) = msg.value.as_bytes() else {
                         continue;
                     };
-                    match Update::decode(id, raw) {
+                    match codec::decode_update(id, raw) {
                         Some(u) => {
                             metrics.received.inc();
                             let deleted = u.kind == UpdateKind::Deleted;
