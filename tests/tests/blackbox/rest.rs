@@ -757,7 +757,10 @@ async fn unset_optional_fields_are_absent_never_null(b: Backend) {
             "session_completed_at",
             "deadline_ms",
         ] {
-            assert!(s.get(key).is_some(), "{what}: nullable `{key}` present: {s}");
+            assert!(
+                s.get(key).is_some(),
+                "{what}: nullable `{key}` present: {s}"
+            );
         }
     }
     let srv = TestServer::start(&b).await;
