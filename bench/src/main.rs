@@ -7,7 +7,7 @@
 //! - [`api`]: the bits of the wire contract used (bodies, response fields, WS messages).
 //! - [`ws`]: WebSocket connect / first-state helpers.
 //! - [`scenario`]: `switch`, `get`, `fanout`, `timeouts`, `idle-ws`.
-//! - [`stats`]: exact nearest-rank percentiles.
+//! - [`stats`]: distributions, with the workspace's one nearest-rank percentile.
 //! - [`report`]: the human-readable table and the one-line JSON summary.
 //! - [`sys`]: /proc readings (server RSS, machine load).
 //!

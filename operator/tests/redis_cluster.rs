@@ -3,14 +3,13 @@
 //! first formation, a node back on a new address, a full stop with every node on a new
 //! address, and re-running formation on a healthy cluster. Processes die with the test.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use synckairos_operator::redis_cluster::{
     ClusterReport, RedisAdmin, SLOTS, TcpAdmin, ensure_cluster, parse_nodes,
 };
+use synckairos_tests::host::free_port;
+use synckairos_tests::redis::RedisProcess;
 
 const BUDGET: Duration = Duration::from_secs(30);
 
@@ -21,121 +20,46 @@ fn admin() -> TcpAdmin {
     }
 }
 
-/// A port whose cluster bus port (+10000) is free as well.
-fn free_port() -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
-            return p;
-        }
-    }
-}
+/// Cluster-mode nodes that keep `nodes.conf` and an AOF in their directory,
+/// so a node restarted on a new port rejoins with its id and data.
+const NODE_ARGS: &[&str] = &[
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    "nodes.conf",
+    "--cluster-node-timeout",
+    "3000",
+    "--appendonly",
+    "yes",
+    "--save",
+    "",
+];
 
-/// One redis-server with its own directory (nodes.conf and the AOF stay there across restarts).
-struct RedisNode {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisNode {
-    fn new(root: &std::path::Path, i: usize) -> Self {
-        let dir = root.join(format!("node{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self {
-            dir,
-            port: 0,
-            child: None,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    async fn start(&mut self) {
-        self.port = free_port();
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-            ])
-            .args([
-                "--cluster-node-timeout",
-                "3000",
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(["--logfile", "redis.log"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (make redis-prereqs)");
-        self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if admin().command(&self.addr(), &["PING"]).await.is_ok() {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis on {} did not start",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Clean shutdown (the AOF is flushed), then reap the process.
-    async fn stop(&mut self) {
-        let _ = admin().command(&self.addr(), &["SHUTDOWN"]).await;
-        if let Some(mut c) = self.child.take() {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while c.try_wait().unwrap().is_none() {
-                if std::time::Instant::now() > deadline {
-                    let _ = c.kill();
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-}
-
-impl Drop for RedisNode {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
+/// Nodes started unjoined, each with its own directory (the test kit's
+/// `RedisProcess`: killed on drop, restartable on a new port).
 struct Cluster {
     _root: tempfile::TempDir,
-    nodes: Vec<RedisNode>,
+    nodes: Vec<RedisProcess>,
 }
 
 impl Cluster {
     async fn start(n: usize) -> Self {
         let root = tempfile::tempdir().unwrap();
-        let mut nodes: Vec<RedisNode> = (0..n).map(|i| RedisNode::new(root.path(), i)).collect();
-        for node in &mut nodes {
-            node.start().await;
+        let nodes: Vec<RedisProcess> = (0..n)
+            .map(|i| {
+                let dir = root.path().join(format!("node{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                RedisProcess::new(dir, NODE_ARGS)
+            })
+            .collect();
+        for node in &nodes {
+            node.start_on_free_port().await.unwrap();
         }
         Self { _root: root, nodes }
     }
 
     fn addrs(&self) -> Vec<String> {
-        self.nodes.iter().map(RedisNode::addr).collect()
+        self.nodes.iter().map(RedisProcess::addr).collect()
     }
 
     async fn form(&self) -> ClusterReport {
@@ -265,12 +189,12 @@ async fn forms_six_unjoined_nodes_and_rerun_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_back_on_a_new_port_is_healed() {
-    let mut c = Cluster::start(6).await;
+    let c = Cluster::start(6).await;
     assert!(c.form().await.is_ok());
     let before = wait_ok(&c).await.1;
     let old = c.nodes[4].addr();
-    c.nodes[4].stop().await;
-    c.nodes[4].start().await;
+    c.nodes[4].shutdown(&[]).await.unwrap();
+    c.nodes[4].start_on_free_port().await.unwrap();
     assert_ne!(old, c.nodes[4].addr());
     let t0 = std::time::Instant::now();
     let r = c.form().await;
@@ -309,7 +233,7 @@ async fn node_back_on_a_new_port_is_healed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_stop_and_restart_on_new_ports_keeps_cluster_and_data() {
-    let mut c = Cluster::start(6).await;
+    let c = Cluster::start(6).await;
     assert!(c.form().await.is_ok());
     let before = wait_ok(&c).await.1;
     let keys: Vec<String> = (0..300).map(|i| format!("session:{i}")).collect();
@@ -321,11 +245,11 @@ async fn full_stop_and_restart_on_new_ports_keeps_cluster_and_data() {
             .unwrap();
     }
     let old_addrs = c.addrs();
-    for n in &mut c.nodes {
-        n.stop().await;
+    for n in &c.nodes {
+        n.shutdown(&[]).await.unwrap();
     }
-    for n in &mut c.nodes {
-        n.start().await;
+    for n in &c.nodes {
+        n.start_on_free_port().await.unwrap();
     }
     assert!(c.addrs().iter().all(|a| !old_addrs.contains(a)));
     let t0 = std::time::Instant::now();
@@ -371,8 +295,8 @@ async fn scale_in_forgets_the_removed_replica() {
         }
     }
     let replica = replica.expect("a replica");
-    let mut gone = c.nodes.remove(replica);
-    gone.stop().await;
+    let gone = c.nodes.remove(replica);
+    gone.shutdown(&[]).await.unwrap();
     // the others flag it failed after cluster-node-timeout; formation then forgets it
     let deadline = tokio::time::Instant::now() + BUDGET;
     let report = loop {
@@ -399,41 +323,16 @@ async fn scale_in_forgets_the_removed_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_client_authenticates() {
     let root = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-    let child = Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            "s3cret",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(root.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut node = RedisNode {
-        dir: root.path().to_path_buf(),
-        port,
-        child: Some(child),
-    };
+    let node = RedisProcess::new(root.path(), &["--requirepass", "s3cret", "--save", ""]);
+    node.start_on(free_port().unwrap()).await.unwrap();
     let with = TcpAdmin {
         password: Some("s3cret".into()),
         timeout: Duration::from_secs(2),
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while with.command(&node.addr(), &["PING"]).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "redis did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(
+        with.command(&node.addr(), &["PING"]).await.unwrap().text(),
+        Some("PONG".into())
+    );
     let e = admin().command(&node.addr(), &["PING"]).await.unwrap_err();
     assert!(e.to_string().contains("NOAUTH"), "{e}");
     let wrong = TcpAdmin {
@@ -441,8 +340,4 @@ async fn the_admin_client_authenticates() {
         timeout: Duration::from_secs(2),
     };
     assert!(wrong.command(&node.addr(), &["PING"]).await.is_err());
-    let _ = with.command(&node.addr(), &["SHUTDOWN", "NOSAVE"]).await;
-    if let Some(mut c) = node.child.take() {
-        let _ = c.wait();
-    }
 }

@@ -105,10 +105,14 @@ impl Drop for Waiting {
 
 #[cfg(test)]
 mod tests {
+    //! On paused tokio time: a lock that is wrongly held makes its
+    //! `timeout` fire at once (the clock jumps when every task waits)
+    //! instead of after seconds of real time, and the 1 ms timeout that
+    //! cancels a waiter no longer depends on the machine's load.
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn one_change_per_session_at_a_time_in_arrival_order() {
         let locks = Arc::new(SessionLocks::default());
         let id = Uuid::new_v4();
@@ -146,7 +150,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiter_leaves_no_entry_behind() {
         let locks = SessionLocks::default();
         let id = Uuid::new_v4();
@@ -157,7 +161,7 @@ mod tests {
         assert!(locks.held.lock().is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_waiter_cancelled_after_its_turn_came_passes_the_turn_on() {
         let locks = Arc::new(SessionLocks::default());
         let id = Uuid::new_v4();

@@ -1,4 +1,8 @@
-//! Test harness for the black-box suites in `tests/tests/`.
+//! Test harness for the black-box suites in `tests/tests/`, and the
+//! workspace's one test kit: the server's engine tests, the operator's
+//! cluster tests and the load generator take their Redis / PostgreSQL
+//! spawners, free ports and percentiles from here (this lib does not depend
+//! on `synckairos`, so they can without a cycle).
 //!
 //! - [`backend`]: which state engine a server runs on, and how it is
 //!   provisioned (memory today; Redis and Redis Cluster plug in here).
@@ -8,7 +12,12 @@
 //! - [`ws`]: a WebSocket client that awaits messages and close frames.
 //! - [`checks`]: contract shape checks applied to every state seen.
 //! - [`fixtures`]: request bodies and the `wait_until` poll helper.
-//! - [`redis`]: throw-away standalone Redis and 6-node Redis Cluster processes.
+//! - [`redis`]: throw-away standalone Redis and 6-node Redis Cluster
+//!   processes, and [`redis::RedisProcess`], the single node they build on.
+//! - [`postgres`]: a throw-away PostgreSQL (initdb + pg_ctl on a free port).
+//! - [`host`]: free ports, scratch dirs, and the missing-tool rule (fail
+//!   under `CI=true`, skip with a printed line elsewhere).
+//! - [`stats`]: the one nearest-rank percentile.
 //!
 //! Suites are written once as `async fn name(backend: Backend)` and
 //! instantiated per backend by [`backend_suite!`].
@@ -16,10 +25,12 @@
 pub mod backend;
 pub mod checks;
 pub mod fixtures;
+pub mod host;
 pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod server;
+pub mod stats;
 pub mod suite;
 pub mod ws;
 

@@ -6,14 +6,11 @@
 //! temp dir is handed to that user. Binaries come from `$PG_BIN`, else the
 //! newest `/usr/lib/postgresql/*/bin`, else `PATH`.
 
+use crate::host::{free_port, scratch_dir};
 use anyhow::{Context, Result, bail};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A running throw-away PostgreSQL server owned by one test.
 pub struct Postgres {
@@ -47,10 +44,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl Postgres {
     /// Starts a server tuned for tests (fsync off): fast, not crash-safe.
     pub fn start() -> Result<Self> {
@@ -63,18 +56,20 @@ impl Postgres {
         Self::start_with(true)
     }
 
+    /// [`start`](Self::start) off the async runtime's threads (initdb and
+    /// pg_ctl block for a second or two), for `#[tokio::test]`s.
+    pub async fn start_async() -> Result<Self> {
+        tokio::task::spawn_blocking(Self::start).await?
+    }
+
+    /// [`start_durable`](Self::start_durable) off the async runtime's threads.
+    pub async fn start_durable_async() -> Result<Self> {
+        tokio::task::spawn_blocking(Self::start_durable).await?
+    }
+
     fn start_with(durable: bool) -> Result<Self> {
         let as_postgres = is_root();
-        let root = std::env::temp_dir().join(format!(
-            "sk-pg-{}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&root).with_context(|| format!("mkdir {}", root.display()))?;
+        let root = scratch_dir("pg")?;
         let mut pg = Postgres {
             root,
             bin: find_bin(),
@@ -105,7 +100,7 @@ impl Postgres {
                 &data.to_string_lossy(),
             ],
         )
-        .context("initdb")?;
+        .context("initdb (PostgreSQL not found? apt-get install postgresql, or set PG_BIN)")?;
         pg.port = free_port()?;
         pg.start_again()?;
         Ok(pg)

@@ -1,51 +1,25 @@
 //! Throw-away Redis for tests: a standalone `redis-server`, or a 6-node
 //! Redis Cluster (3 primaries, 3 replicas) formed with
 //! `redis-cli --cluster create`, each on free loopback ports with its own
-//! temp dir; every process is killed and every dir removed on drop.
+//! temp dir; every process is killed and every dir removed on drop. The one
+//! Redis spawner of the workspace: the server's engine tests, the audit
+//! suites and the operator's cluster-formation tests use it too
+//! ([`RedisProcess`] is the single node they build on).
 //!
 //! Failure drills for the multi-instance suites: kill a node with SIGKILL,
 //! restart it on the same port and data dir, shut a standalone server down
 //! with a save, find which primary owns a key and wait for its replica to
 //! take over.
 
+use crate::host::{free_port, free_port_with_bus, redis_server_bin, scratch_dir};
 use anyhow::{Context, Result, bail};
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn temp_root(kind: &str) -> Result<PathBuf> {
-    let root = std::env::temp_dir().join(format!(
-        "sk-{kind}-{}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&root).with_context(|| format!("mkdir {}", root.display()))?;
-    Ok(root)
-}
-
-/// A loopback port that is free, and (for cluster nodes) whose bus port
-/// `port + 10000` is free too.
-fn free_port(with_bus: bool) -> Result<u16> {
-    for _ in 0..100 {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if !with_bus {
-            return Ok(port);
-        }
-        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free port pair found")
-}
 
 /// Runs `redis-cli -p PORT args...` and returns its stdout.
 pub fn cli(port: u16, args: &[&str]) -> Result<String> {
@@ -54,7 +28,7 @@ pub fn cli(port: u16, args: &[&str]) -> Result<String> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .context("redis-cli (install redis-server / redis-tools)")?;
+        .context("redis-cli not found (install redis-server / redis-tools)")?;
     if !out.status.success() {
         bail!(
             "redis-cli -p {port} {args:?}: {}",
@@ -64,8 +38,31 @@ pub fn cli(port: u16, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Sends one command over RESP to `127.0.0.1:port` and returns the first
+/// line of the reply (`+PONG`, `-NOAUTH ...`), or `""` when the server
+/// closed the connection without one (as `SHUTDOWN` does). Needs no
+/// redis-cli, so a plain server needs only redis-server.
+pub fn command(port: u16, args: &[&str]) -> Result<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes())?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") && s.read(&mut byte)? == 1 {
+        reply.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&reply).trim_end().to_string())
+}
+
+/// Whether a server listens on `port` and is past loading its data: it
+/// answers PING with PONG, or with NOAUTH when it wants a password.
 fn answers(port: u16) -> bool {
-    cli(port, &["ping"]).is_ok_and(|s| s.trim() == "PONG")
+    command(port, &["PING"]).is_ok_and(|r| r == "+PONG" || r.starts_with("-NOAUTH"))
 }
 
 async fn wait_for(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
@@ -79,19 +76,36 @@ async fn wait_for(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
     Ok(())
 }
 
-/// One `redis-server` process with a fixed port and data dir.
-struct Node {
-    port: u16,
+/// One `redis-server` process: a data dir that outlives restarts (dumps,
+/// AOF, `nodes.conf`), its arguments, and the port of its current run. The
+/// building block of [`RedisServer`] and [`RedisCluster`], and of suites
+/// that drive nodes themselves (the operator's cluster-formation tests
+/// start them unjoined and move them to new ports). Killed on drop; the
+/// caller owns the directory.
+pub struct RedisProcess {
+    port: AtomicU16,
     dir: PathBuf,
     args: Vec<String>,
     child: Mutex<Option<Child>>,
 }
 
-impl Node {
+impl RedisProcess {
+    /// A process to be started in `dir` with `args` (after `--port`,
+    /// `--bind 127.0.0.1` and `--dir`); not running yet.
+    pub fn new(dir: impl Into<PathBuf>, args: &[&str]) -> Self {
+        Self {
+            port: AtomicU16::new(0),
+            dir: dir.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child: Mutex::new(None),
+        }
+    }
+
     fn spawn(&self) -> Result<()> {
         let log = std::fs::File::create(self.dir.join("redis.log"))?;
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let bin = redis_server_bin();
+        let child = Command::new(&bin)
+            .args(["--port", &self.port().to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.args)
@@ -99,71 +113,143 @@ impl Node {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("cannot start redis-server (apt-get install redis-server)")?;
+            .with_context(|| {
+                format!("cannot start {bin} (apt-get install redis-server, or make redis-prereqs)")
+            })?;
         *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         Ok(())
     }
 
-    async fn start(&self) -> Result<()> {
-        self.spawn()?;
-        let port = self.port;
-        wait_for(Duration::from_secs(10), "redis-server answers PING", || {
-            answers(port)
-        })
-        .await
-        .with_context(|| self.log_tail())
+    /// Starts on `port` and waits until it answers PING.
+    pub async fn start_on(&self, port: u16) -> Result<()> {
+        self.port.store(port, Ordering::Relaxed);
+        self.start().await
     }
 
-    fn kill(&self) {
+    /// Starts on a fresh free port whose cluster bus port is free too.
+    pub async fn start_on_free_port(&self) -> Result<()> {
+        self.start_on(free_port_with_bus()?).await
+    }
+
+    /// Starts (again) on the port of the last run, with the same data dir,
+    /// and waits until it answers PING; fails early if the process exits.
+    pub async fn start(&self) -> Result<()> {
+        self.spawn()?;
+        let port = self.port();
+        wait_for(Duration::from_secs(10), "redis-server answers PING", || {
+            answers(port) || !self.is_running()
+        })
+        .await
+        .with_context(|| self.log_tail())?;
+        if !self.is_running() {
+            bail!("redis-server on {port} exited: {}", self.log_tail());
+        }
+        Ok(())
+    }
+
+    /// The client port of the current (or last) run.
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the process was started and has not exited.
+    pub fn is_running(&self) -> bool {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        match child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                *child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// SIGKILL: the server vanishes without saving.
+    pub fn kill(&self) {
         if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn log_tail(&self) -> String {
+    /// A clean stop: sends `SHUTDOWN` with `how` (`[]`, `["SAVE"]`,
+    /// `["NOSAVE"]`) and waits for the process to exit (an AOF is flushed);
+    /// killed if it has not exited within 10 s.
+    pub async fn shutdown(&self, how: &[&str]) -> Result<()> {
+        let mut args = vec!["SHUTDOWN"];
+        args.extend_from_slice(how);
+        // The connection drops as the server exits: no reply is the success case.
+        let reply = command(self.port(), &args).unwrap_or_default();
+        let exited = wait_for(Duration::from_secs(10), "redis-server exited", || {
+            !self.is_running()
+        })
+        .await;
+        self.kill();
+        exited.with_context(|| format!("SHUTDOWN answered {reply:?}"))
+    }
+
+    /// The end of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().rev().take(30).collect();
         lines.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 }
 
-fn common_args() -> Vec<String> {
-    // Fast and quiet; persistence only when a test asks for it (SHUTDOWN SAVE).
-    ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
-/// A standalone Redis for one test (or several servers of one test).
+/// Fast and quiet; persistence only when a test asks for it (SHUTDOWN SAVE).
+const COMMON_ARGS: [&str; 6] = ["--save", "", "--appendonly", "no", "--loglevel", "warning"];
+
+/// A standalone Redis for one test (or several servers of one test), in
+/// its own scratch dir, removed on drop.
 pub struct RedisServer {
-    node: Node,
+    node: RedisProcess,
     root: PathBuf,
 }
 
 impl RedisServer {
     /// Starts `redis-server` on a free loopback port.
     pub async fn start() -> Result<Arc<RedisServer>> {
-        let root = temp_root("redis")?;
-        let node = Node {
-            port: free_port(false)?,
-            dir: root.clone(),
-            args: common_args(),
-            child: Mutex::new(None),
+        Self::start_with(&[]).await
+    }
+
+    /// Starts `redis-server` on a free loopback port with `extra` arguments
+    /// (e.g. `--cluster-enabled yes` for a lone cluster-mode node).
+    pub async fn start_with(extra: &[&str]) -> Result<Arc<RedisServer>> {
+        let root = scratch_dir("redis")?;
+        let args: Vec<&str> = COMMON_ARGS.iter().chain(extra).copied().collect();
+        let server = RedisServer {
+            node: RedisProcess::new(&root, &args),
+            root,
         };
-        node.start().await?;
-        Ok(Arc::new(RedisServer { node, root }))
+        server.node.start_on(free_port()?).await?;
+        Ok(Arc::new(server))
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.node.port
+        self.node.port()
     }
 
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.node.port)
+        format!("redis://127.0.0.1:{}", self.port())
     }
 
     /// Environment that points `synckairos serve` at this server.
@@ -173,7 +259,7 @@ impl RedisServer {
 
     /// `redis-cli` against this server.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
-        cli(self.node.port, args)
+        cli(self.port(), args)
     }
 
     /// SIGKILL: the server vanishes without saving.
@@ -183,18 +269,11 @@ impl RedisServer {
 
     /// `SHUTDOWN SAVE`: writes the data to disk, then exits.
     pub async fn shutdown_save(&self) -> Result<()> {
-        // The connection drops as the server exits: the command "fails".
-        let _ = self.cli(&["shutdown", "save"]);
-        let port = self.node.port;
-        wait_for(Duration::from_secs(10), "redis-server exited", || {
-            !answers(port)
-        })
-        .await?;
-        self.node.kill();
-        Ok(())
+        self.node.shutdown(&["SAVE"]).await
     }
 
-    /// Starts again on the same port and data dir (loads a saved dump).
+    /// Starts again on the same port and data dir: loads a dump saved by
+    /// [`shutdown_save`](Self::shutdown_save), else comes back empty.
     pub async fn start_again(&self) -> Result<()> {
         self.node.start().await
     }
@@ -207,9 +286,10 @@ impl Drop for RedisServer {
     }
 }
 
-/// A 6-node Redis Cluster: 3 primaries with one replica each.
+/// A Redis Cluster formed with `redis-cli --cluster create`: by default 6
+/// nodes, 3 primaries with one replica each.
 pub struct RedisCluster {
-    nodes: Vec<Node>,
+    nodes: Vec<RedisProcess>,
     root: PathBuf,
 }
 
@@ -263,62 +343,59 @@ impl RedisCluster {
     /// Starts 6 nodes and forms the cluster; returns once every node
     /// reports `cluster_state:ok` and every primary has its replica.
     pub async fn start() -> Result<Arc<RedisCluster>> {
-        let root = temp_root("redis-cluster")?;
-        let mut nodes = Vec::new();
-        let mut used = std::collections::HashSet::new();
-        while nodes.len() < 6 {
-            let port = free_port(true)?;
-            if !used.insert(port) {
+        Self::start_sized(3, 1).await
+    }
+
+    /// Starts `primaries * (1 + replicas)` nodes and forms a cluster of
+    /// `primaries` primaries with `replicas` replicas each.
+    pub async fn start_sized(primaries: usize, replicas: usize) -> Result<Arc<RedisCluster>> {
+        let root = scratch_dir("redis-cluster")?;
+        let args: Vec<&str> = COMMON_ARGS
+            .iter()
+            .copied()
+            .chain([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                // Failover within ~2 s of a primary dying.
+                "--cluster-node-timeout",
+                "1000",
+                // A replica may always take over, however stale (tests
+                // kill primaries right after forming the cluster).
+                "--cluster-replica-validity-factor",
+                "0",
+                // Slots of a live primary keep serving while another
+                // shard is down (the recommended production setting).
+                "--cluster-require-full-coverage",
+                "no",
+            ])
+            .collect();
+        let mut nodes: Vec<RedisProcess> = Vec::new();
+        while nodes.len() < primaries * (1 + replicas) {
+            let port = free_port_with_bus()?;
+            if nodes.iter().any(|n| n.port() == port) {
                 continue;
             }
             let dir = root.join(port.to_string());
             std::fs::create_dir_all(&dir)?;
-            let mut args = common_args();
-            args.extend(
-                [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    // Failover within ~2 s of a primary dying.
-                    "--cluster-node-timeout",
-                    "1000",
-                    // A replica may always take over, however stale (tests
-                    // kill primaries right after forming the cluster).
-                    "--cluster-replica-validity-factor",
-                    "0",
-                    // Slots of a live primary keep serving while another
-                    // shard is down (the recommended production setting).
-                    "--cluster-require-full-coverage",
-                    "no",
-                ]
-                .iter()
-                .map(|s| s.to_string()),
-            );
-            nodes.push(Node {
-                port,
-                dir,
-                args,
-                child: Mutex::new(None),
-            });
+            let node = RedisProcess::new(dir, &args);
+            node.port.store(port, Ordering::Relaxed);
+            nodes.push(node);
         }
         let cluster = RedisCluster { nodes, root };
         for n in &cluster.nodes {
             n.start().await?;
         }
-        let addrs: Vec<String> = cluster
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
+        let addrs: Vec<String> = cluster.nodes.iter().map(RedisProcess::addr).collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
-            .context("redis-cli --cluster create")?;
+            .context("redis-cli --cluster create (redis-cli not found? install redis-server / redis-tools)")?;
         if !out.status.success() {
             bail!(
                 "redis-cli --cluster create failed: {}{}",
@@ -330,7 +407,7 @@ impl RedisCluster {
         // Replicas have finished their first sync (a failover drill right
         // after start then loses nothing).
         for n in &cluster.nodes {
-            let port = n.port;
+            let port = n.port();
             wait_for(Duration::from_secs(30), "replicas in sync", || {
                 cli(port, &["info", "replication"])
                     .is_ok_and(|s| s.contains("role:master") || s.contains("master_link_status:up"))
@@ -342,24 +419,24 @@ impl RedisCluster {
 
     /// Client ports of all nodes.
     pub fn ports(&self) -> Vec<u16> {
-        self.nodes.iter().map(|n| n.port).collect()
+        self.nodes.iter().map(RedisProcess::port).collect()
+    }
+
+    /// `127.0.0.1:PORT` of every node: the seeds a cluster client takes.
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisProcess::addr).collect()
     }
 
     /// Environment that points `synckairos serve` at this cluster.
     pub fn env(&self) -> Vec<(String, String)> {
-        let seeds: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        vec![("REDIS_CLUSTER_NODES".into(), seeds.join(","))]
+        vec![("REDIS_CLUSTER_NODES".into(), self.addrs().join(","))]
     }
 
     fn alive_port(&self) -> Option<u16> {
         self.nodes
             .iter()
-            .filter(|n| n.child.lock().map(|c| c.is_some()).unwrap_or(false))
-            .map(|n| n.port)
+            .filter(|n| n.is_running())
+            .map(RedisProcess::port)
             .find(|p| answers(*p))
     }
 
@@ -383,14 +460,14 @@ impl RedisCluster {
 
     /// SIGKILL of the node on `port`.
     pub fn kill(&self, port: u16) {
-        if let Some(n) = self.nodes.iter().find(|n| n.port == port) {
+        if let Some(n) = self.nodes.iter().find(|n| n.port() == port) {
             n.kill();
         }
     }
 
     /// Restarts a killed node with its data dir (it rejoins from nodes.conf).
     pub async fn start_again(&self, port: u16) -> Result<()> {
-        match self.nodes.iter().find(|n| n.port == port) {
+        match self.nodes.iter().find(|n| n.port() == port) {
             Some(n) => n.start().await,
             None => bail!("no node on port {port}"),
         }
@@ -402,8 +479,8 @@ impl RedisCluster {
         let live: Vec<u16> = self
             .nodes
             .iter()
-            .filter(|n| n.child.lock().map(|c| c.is_some()).unwrap_or(false))
-            .map(|n| n.port)
+            .filter(|n| n.is_running())
+            .map(RedisProcess::port)
             .collect();
         wait_for(within, "cluster_state:ok on every live node", || {
             live.iter().all(|p| {
@@ -421,7 +498,7 @@ impl RedisCluster {
         .with_context(|| {
             self.nodes
                 .iter()
-                .map(|n| format!("--- node {} ---\n{}", n.port, n.log_tail()))
+                .map(|n| format!("--- node {} ---\n{}", n.port(), n.log_tail()))
                 .collect::<Vec<_>>()
                 .join("\n")
         })
@@ -544,6 +621,48 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@40001 myself,master - 0
         let root = r.root.clone();
         drop(r);
         assert!(!root.exists());
+    }
+
+    #[tokio::test]
+    async fn a_process_moves_to_a_new_port_with_its_data() {
+        let dir = scratch_dir("redis-proc").unwrap();
+        let p = RedisProcess::new(&dir, &["--appendonly", "yes", "--save", ""]);
+        p.start_on_free_port().await.unwrap();
+        assert_eq!(command(p.port(), &["SET", "k", "v"]).unwrap(), "+OK");
+        let old = p.port();
+        p.shutdown(&[]).await.unwrap();
+        assert!(!p.is_running());
+        assert!(
+            command(old, &["PING"]).is_err(),
+            "nothing listens after SHUTDOWN"
+        );
+        p.start_on(free_port().unwrap()).await.unwrap();
+        assert_ne!(p.port(), old);
+        assert_eq!(command(p.port(), &["GET", "k"]).unwrap(), "$1");
+        drop(p);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_password_protected_server_counts_as_started() {
+        let r = RedisServer::start_with(&["--requirepass", "s3cret"])
+            .await
+            .unwrap();
+        assert!(command(r.port(), &["PING"]).unwrap().starts_with("-NOAUTH"));
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_fail_fast_with_the_log() {
+        let started = Instant::now();
+        let err = RedisServer::start_with(&["--no-such-option", "x"])
+            .await
+            .err()
+            .expect("redis-server refuses an unknown option");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "did not wait 10 s"
+        );
+        assert!(format!("{err:#}").contains("no-such-option"), "{err:#}");
     }
 
     #[tokio::test]

@@ -11,8 +11,6 @@
 //! PostgreSQL runs with its default durability (fsync on).
 
 use serde_json::json;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synckairos::audit::outbox::{OutboxConfig, start_outbox_consumer};
@@ -23,64 +21,19 @@ use synckairos::engine::redis::{RedisConfig, connect};
 use synckairos::metrics::Metrics;
 use synckairos::service::{Service, ServiceConfig};
 use synckairos_tests::postgres::Postgres;
+use synckairos_tests::redis::RedisServer;
+use synckairos_tests::stats::{P50, P99, percentile};
 use uuid::Uuid;
 
 const SESSIONS: usize = 200;
 
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
+async fn redis() -> Arc<RedisServer> {
+    RedisServer::start().await.expect("redis-server")
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn start_redis() -> Redis {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let dir = std::env::temp_dir().join(format!("sk-audit-bench-redis-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("redis dir");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    let redis = Redis { child, port, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+async fn pg() -> Postgres {
+    Postgres::start_durable_async()
         .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    redis
-}
-
-async fn start_pg() -> Postgres {
-    tokio::task::spawn_blocking(Postgres::start_durable)
-        .await
-        .expect("join")
         .expect("ephemeral postgres")
 }
 
@@ -113,13 +66,6 @@ fn rows(pg: &Postgres) -> u64 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn ms(d: Duration) -> f64 {
@@ -226,8 +172,8 @@ fn report(
         commits as f64 / dur.as_secs_f64(),
         dur.as_secs_f64(),
         m.rows_written.get(),
-        ms(pct(steady, 0.5)),
-        ms(pct(steady, 0.99)),
+        ms(percentile(steady, P50).unwrap_or_default()),
+        ms(percentile(steady, P99).unwrap_or_default()),
         ms(steady.last().copied().unwrap_or_default()),
         m.batch_seconds.get_sample_sum() * 1000.0 / batches.max(1) as f64,
         m.rows_written.get() as f64 / batches.max(1) as f64,
@@ -240,7 +186,7 @@ fn report(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with make bench-audit"]
 async fn bench_memory_queue_into_postgres() {
-    let pg = start_pg().await;
+    let pg = pg().await;
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let metrics = AuditMetrics::unregistered().expect("metrics");
@@ -290,12 +236,12 @@ async fn bench_memory_queue_into_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with make bench-audit"]
 async fn bench_redis_outbox_into_postgres() {
-    let (redis, pg) = (start_redis().await, start_pg().await);
+    let (redis, pg) = (redis().await, pg().await);
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let engine = connect(
         RedisConfig {
-            url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+            url: Some(redis.url()),
             audit: true,
             outbox_max_len: 10_000,
             ..RedisConfig::default()
@@ -337,8 +283,8 @@ async fn bench_redis_outbox_into_postgres() {
     );
     println!(
         "redis outbox, switch latency under load: p50 {:.2} ms, p99 {:.2} ms",
-        ms(pct(&lat, 0.5)),
-        ms(pct(&lat, 0.99))
+        ms(percentile(&lat, P50).unwrap_or_default()),
+        ms(percentile(&lat, P99).unwrap_or_default())
     );
     assert_eq!(metrics.dropped.get(), 0);
 }
@@ -346,12 +292,12 @@ async fn bench_redis_outbox_into_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with make bench-audit"]
 async fn bench_postgres_down_30s_under_redis_load() {
-    let (redis, pg) = (start_redis().await, start_pg().await);
+    let (redis, pg) = (redis().await, pg().await);
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let engine = connect(
         RedisConfig {
-            url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+            url: Some(redis.url()),
             audit: true,
             outbox_max_len: 10_000,
             ..RedisConfig::default()
@@ -400,12 +346,12 @@ async fn bench_postgres_down_30s_under_redis_load() {
         catch_up.as_secs_f64(),
         check.trim().replace('|', "/"),
         metrics.dropped.get(),
-        ms(pct(&before, 0.5)),
-        ms(pct(&before, 0.99)),
-        ms(pct(&during, 0.5)),
-        ms(pct(&during, 0.99)),
-        ms(pct(&after, 0.5)),
-        ms(pct(&after, 0.99)),
+        ms(percentile(&before, P50).unwrap_or_default()),
+        ms(percentile(&before, P99).unwrap_or_default()),
+        ms(percentile(&during, P50).unwrap_or_default()),
+        ms(percentile(&during, P99).unwrap_or_default()),
+        ms(percentile(&after, P50).unwrap_or_default()),
+        ms(percentile(&after, P99).unwrap_or_default()),
     );
     assert_eq!(check.trim(), format!("{commits}|{commits}"));
     assert_eq!(metrics.dropped.get(), 0);
@@ -414,7 +360,7 @@ async fn bench_postgres_down_30s_under_redis_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with make bench-audit"]
 async fn bench_write_batch_direct() {
-    let pg = start_pg().await;
+    let pg = pg().await;
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     // Real events: commit switches on the memory engine into a big queue.
@@ -465,12 +411,12 @@ async fn bench_redis_outbox_drain_rate() {
     // The service cannot commit 10k switches/s on a small box, so this
     // measures the consumer alone: fill the outbox with no consumer running,
     // then time how fast one consumer empties it into PostgreSQL.
-    let (redis, pg) = (start_redis().await, start_pg().await);
+    let (redis, pg) = (redis().await, pg().await);
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let engine = connect(
         RedisConfig {
-            url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+            url: Some(redis.url()),
             audit: true,
             outbox_max_len: 10_000,
             ..RedisConfig::default()

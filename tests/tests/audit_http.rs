@@ -7,15 +7,13 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 use synckairos::audit;
+use synckairos_tests::host::free_port;
 use synckairos_tests::postgres::Postgres;
 use synckairos_tests::redis::RedisServer;
 use synckairos_tests::{Api, Backend, Provisioned, TestServer, id_of, session_body, wait_until};
 
 async fn start_pg() -> Postgres {
-    let pg = tokio::task::spawn_blocking(Postgres::start)
-        .await
-        .expect("join")
-        .expect("ephemeral postgres");
+    let pg = Postgres::start_async().await.expect("ephemeral postgres");
     audit::migrate(&pg.url()).await.expect("migrate");
     pg
 }
@@ -200,10 +198,7 @@ async fn entries_of_a_killed_instance_are_claimed_by_another() {
     };
     // Instance A's PostgreSQL does not exist: its consumer takes entries,
     // fails to write them, and keeps them pending under its name.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    let dead = free_port().expect("free port");
     let a = TestServer::builder(&Backend::Redis)
         .provisioned(shared.clone())
         .env(

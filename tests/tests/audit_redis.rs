@@ -4,8 +4,6 @@
 //! while switches continue.
 
 use serde_json::json;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synckairos::audit::outbox::{OutboxConfig, start_outbox_consumer};
@@ -15,93 +13,24 @@ use synckairos::domain::{Command as Cmd, CreateSpec, SwitchArgs};
 use synckairos::engine::redis::{RedisConfig, RedisEngine, connect, keys};
 use synckairos::metrics::Metrics;
 use synckairos::service::{Service, ServiceConfig};
+use synckairos_tests::host::free_port;
 use synckairos_tests::postgres::Postgres;
+use synckairos_tests::redis::{RedisCluster, RedisServer};
+use synckairos_tests::stats::{P50, P99, percentile};
+use synckairos_tests::wait_until;
 use uuid::Uuid;
 
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
+async fn redis() -> Arc<RedisServer> {
+    RedisServer::start().await.expect("redis-server")
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+async fn pg() -> Postgres {
+    Postgres::start_async().await.expect("ephemeral postgres")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-async fn start_redis() -> Redis {
-    start_redis_with(&[]).await
-}
-
-async fn start_redis_with(extra: &[&str]) -> Redis {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("sk-audit-redis-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("redis dir");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(extra)
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server (apt-get install redis-server)");
-    let redis = Redis { child, port, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    redis
-}
-
-async fn start_pg() -> Postgres {
-    tokio::task::spawn_blocking(Postgres::start)
-        .await
-        .expect("join")
-        .expect("ephemeral postgres")
-}
-
-async fn wait_until<F, Fut>(within: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !cond().await {
-        assert!(
-            Instant::now() < deadline,
-            "not reached within {within:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn engine(redis: &Redis) -> Arc<RedisEngine> {
+async fn engine(redis: &RedisServer) -> Arc<RedisEngine> {
     let cfg = RedisConfig {
-        url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+        url: Some(redis.url()),
         audit: true,
         ..RedisConfig::default()
     };
@@ -163,7 +92,7 @@ fn assert_exactly_once(pg: &Postgres, commits: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outbox_every_change_once_in_version_order() {
-    let (redis, pg) = (start_redis().await, start_pg().await);
+    let (redis, pg) = (redis().await, pg().await);
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let engine = engine(&redis).await;
@@ -228,7 +157,7 @@ async fn redis_outbox_every_change_once_in_version_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
-    let (redis, pg) = (start_redis().await, start_pg().await);
+    let (redis, pg) = (redis().await, pg().await);
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let engine = engine(&redis).await;
@@ -236,7 +165,10 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
 
     // Consumer A reads entries but can never write them (its PostgreSQL
     // does not exist), so they stay pending under its name; then it dies.
-    let dead_url = format!("postgres://postgres@127.0.0.1:{}/postgres", free_port());
+    let dead_url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        free_port().expect("port")
+    );
     let a_metrics = AuditMetrics::unregistered().expect("metrics");
     let a = consumer(
         &engine,
@@ -284,13 +216,6 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
     assert_eq!(b.shutdown(Duration::from_secs(5)).await, 0);
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 async fn switch_for(
     svc: &Arc<Service>,
     sessions: &[Uuid],
@@ -318,7 +243,7 @@ async fn switch_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_with_redis_loses_nothing_and_switches_stay_fast() {
-    let (redis, pg) = (start_redis().await, start_pg().await);
+    let (redis, pg) = (redis().await, pg().await);
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let engine = engine(&redis).await;
@@ -367,66 +292,26 @@ async fn postgres_outage_with_redis_loses_nothing_and_switches_stay_fast() {
          after restart; switch p50/p99 before {:?}/{:?}, during outage {:?}/{:?}",
         down.as_secs_f64(),
         catch_up.as_secs_f64(),
-        percentile(&before, 0.5),
-        percentile(&before, 0.99),
-        percentile(&during, 0.5),
-        percentile(&during, 0.99),
+        percentile(&before, P50).unwrap_or_default(),
+        percentile(&before, P99).unwrap_or_default(),
+        percentile(&during, P50).unwrap_or_default(),
+        percentile(&during, P99).unwrap_or_default(),
     );
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
 }
 
-/// A 3-master Redis Cluster (no replicas) on loopback ports.
-async fn start_cluster() -> Vec<Redis> {
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(
-            start_redis_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]).await,
-        );
-    }
-    let addrs: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let out = Command::new("redis-cli")
-        .arg("--cluster")
-        .arg("create")
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("redis-cli");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for n in &nodes {
-        loop {
-            let info = Command::new("redis-cli")
-                .args(["-p", &n.port.to_string(), "cluster", "info"])
-                .output()
-                .expect("redis-cli");
-            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "cluster did not become ok");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    nodes
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_outbox_every_change_once() {
-    let (nodes, pg) = (start_cluster().await, start_pg().await);
+    // 3 primaries, no replicas.
+    let cluster = RedisCluster::start_sized(3, 0)
+        .await
+        .expect("redis cluster");
+    let pg = pg().await;
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let engine = connect(
         RedisConfig {
-            cluster_nodes: nodes
-                .iter()
-                .map(|n| format!("127.0.0.1:{}", n.port))
-                .collect(),
+            cluster_nodes: cluster.addrs(),
             audit: true,
             ..RedisConfig::default()
         },
@@ -456,19 +341,10 @@ async fn redis_cluster_outbox_every_change_once() {
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
 }
 
-fn consumer_names(redis: &Redis, stream: &str) -> Vec<String> {
-    let out = Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port.to_string(),
-            "XINFO",
-            "CONSUMERS",
-            stream,
-            "synckairos-audit",
-        ])
-        .output()
-        .expect("redis-cli");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+fn consumer_names(redis: &RedisServer, stream: &str) -> Vec<String> {
+    let text = redis
+        .cli(&["XINFO", "CONSUMERS", stream, "synckairos-audit"])
+        .unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines
         .windows(2)
@@ -479,7 +355,7 @@ fn consumer_names(redis: &Redis, stream: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_of_stopped_instances_are_forgotten() {
-    let (redis, pg) = (start_redis().await, start_pg().await);
+    let (redis, pg) = (redis().await, pg().await);
     let url = pg.url();
     audit::migrate(&url).await.expect("migrate");
     let engine = engine(&redis).await;

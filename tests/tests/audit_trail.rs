@@ -13,29 +13,12 @@ use synckairos::engine::memory::MemoryEngine;
 use synckairos::metrics::Metrics;
 use synckairos::service::{Service, ServiceConfig};
 use synckairos_tests::postgres::Postgres;
+use synckairos_tests::stats::{P50, P99, percentile};
+use synckairos_tests::wait_until;
 use uuid::Uuid;
 
-/// Polls `cond` until it holds, failing the test after `within`.
-async fn wait_until<F, Fut>(within: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !cond().await {
-        assert!(
-            Instant::now() < deadline,
-            "not reached within {within:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 async fn start_pg() -> Postgres {
-    tokio::task::spawn_blocking(Postgres::start)
-        .await
-        .expect("join")
-        .expect("ephemeral postgres")
+    Postgres::start_async().await.expect("ephemeral postgres")
 }
 
 fn service(tx: tokio::sync::mpsc::Sender<AuditEvent>) -> Arc<Service> {
@@ -335,13 +318,6 @@ async fn a_rejected_event_does_not_block_the_rest() {
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 /// Switches `sessions` round robin at about `rate` per second for `dur`;
 /// returns the number of commits and each switch's latency.
 async fn switch_for(
@@ -441,10 +417,10 @@ async fn postgres_outage_delays_the_trail_and_loses_nothing() {
          caught up {:.2}s after restart; switch latency p50/p99 before {:?}/{:?}, during outage {:?}/{:?}",
         down_for.as_secs_f64(),
         catch_up.as_secs_f64(),
-        percentile(&before, 0.5),
-        percentile(&before, 0.99),
-        percentile(&during, 0.5),
-        percentile(&during, 0.99),
+        percentile(&before, P50).unwrap_or_default(),
+        percentile(&before, P99).unwrap_or_default(),
+        percentile(&during, P50).unwrap_or_default(),
+        percentile(&during, P99).unwrap_or_default(),
     );
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
 }

@@ -1,89 +1,34 @@
 //! Engine tests against a real `redis-server` started on a free loopback
-//! port (skipped with a message when the binary is missing).
+//! port by the shared test kit (skipped with a message when the binary is
+//! missing, failed when it is missing under `CI=true`).
 
 use super::*;
 use crate::domain::CreateSpec;
 use crate::engine::UpdateKind;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use synckairos_tests::host::{free_port, need, redis_server_bin};
+use synckairos_tests::redis::{RedisServer, command};
 
+/// A redis-server from the shared test kit (tests/src/redis.rs), and its port.
 struct RedisProc {
-    child: Child,
     port: u16,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Drop for RedisProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    server: Arc<RedisServer>,
 }
 
 async fn start_redis() -> Option<RedisProc> {
     start_redis_with(&[]).await
 }
 
+/// `None` (a printed skip) when redis-server is missing, except under
+/// `CI=true`, where a missing redis-server fails the test instead.
 async fn start_redis_with(extra: &[&str]) -> Option<RedisProc> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("redis-server not installed: skipping");
+    if !need(&redis_server_bin()) {
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("sk-redis-unit-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "redis-server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let server = RedisServer::start_with(extra).await.unwrap();
     Some(RedisProc {
-        child,
-        port,
-        _dir: TempDir(dir),
+        port: server.port(),
+        server,
     })
 }
 
@@ -177,7 +122,7 @@ fn config_needs_exactly_one_target() {
 
 #[tokio::test]
 async fn unreachable_redis_fails_fast_with_one_line() {
-    let port = free_port();
+    let port = free_port().unwrap();
     let cfg = RedisConfig {
         connect_timeout: Duration::from_millis(300),
         ..cfg(port)
@@ -333,7 +278,7 @@ async fn updates_cross_engines_and_resync_after_redis_restart() {
         .with_env_filter(std::env::var("SK_TEST_LOG").unwrap_or_else(|_| "off".into()))
         .with_test_writer()
         .try_init();
-    let Some(mut redis) = start_redis().await else {
+    let Some(redis) = start_redis().await else {
         return;
     };
     let port = redis.port;
@@ -359,24 +304,8 @@ async fn updates_cross_engines_and_resync_after_redis_restart() {
 
     // Redis restarts (same port, empty: no persistence in this test). A
     // resubscribes on reconnect and tells its client the session is gone.
-    drop(redis.child.kill());
-    let _ = redis.child.wait();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    redis.child = child;
+    redis.server.kill();
+    redis.server.start_again().await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(15), sub.next())
         .await
         .unwrap()
@@ -665,11 +594,7 @@ async fn resync_leaves_a_session_that_does_not_exist_yet_alone() {
 }
 
 async fn redis_flush(port: u16) {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "flushall"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    assert_eq!(command(port, &["FLUSHALL"]).unwrap(), "+OK");
 }
 
 #[tokio::test]
