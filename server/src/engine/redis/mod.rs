@@ -62,7 +62,6 @@ use {
     crate::metrics::Metrics,
     bytes::Bytes,
     fred::prelude::*,
-    std::sync::Arc,
     std::time::Duration,
     uuid::Uuid,
 };
