@@ -28,10 +28,11 @@ pub struct SwitchResult {
     /// Session id.
     pub session_id: Uuid,
     /// Whose turn it is now.
+    #[schema(required = true)]
     pub active_participant_id: Option<String>,
     /// When the new cycle began.
     #[serde(serialize_with = "time::opt_iso::serialize")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = true)]
     pub cycle_started_at: Option<Millis>,
     /// Participants after the switch.
     pub participants: Vec<RenderedParticipant>,
@@ -46,6 +47,7 @@ pub struct SwitchResult {
     /// Server clock at commit (ext).
     pub server_time_ms: Millis,
     /// Next deadline (ext).
+    #[schema(required = true)]
     pub deadline_ms: Option<Millis>,
 }
 

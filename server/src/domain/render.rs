@@ -44,12 +44,15 @@ pub struct SyncState {
     /// Participants in rotation order.
     pub participants: Vec<RenderedParticipant>,
     /// Whose turn it is.
+    #[schema(required = true)]
     pub active_participant_id: Option<String>,
     /// The active group (per_group).
+    #[schema(required = true)]
     pub active_group_id: Option<String>,
     /// Session budget.
     pub total_time_ms: i64,
     /// Per-turn budget (per_cycle).
+    #[schema(required = true)]
     pub time_per_cycle_ms: Option<i64>,
     /// End-of-turn increment.
     pub increment_ms: i64,
@@ -64,15 +67,15 @@ pub struct SyncState {
     pub auto_advance: bool,
     /// When the current cycle began.
     #[serde(serialize_with = "time::opt_iso::serialize")]
-    #[schema(value_type = Option<String>, example = "2026-11-25T14:30:00.000Z")]
+    #[schema(value_type = Option<String>, example = "2026-11-25T14:30:00.000Z", required = true)]
     pub cycle_started_at: Option<Millis>,
     /// When the session started.
     #[serde(serialize_with = "time::opt_iso::serialize")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = true)]
     pub session_started_at: Option<Millis>,
     /// When the session reached a terminal status.
     #[serde(serialize_with = "time::opt_iso::serialize")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = true)]
     pub session_completed_at: Option<Millis>,
     /// Creation time.
     #[serde(serialize_with = "time::iso::serialize")]
@@ -88,6 +91,7 @@ pub struct SyncState {
     /// The server clock when this state was rendered (ext).
     pub server_time_ms: Millis,
     /// When the running clock hits zero if nothing happens (ext).
+    #[schema(required = true)]
     pub deadline_ms: Option<Millis>,
 }
 

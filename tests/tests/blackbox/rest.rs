@@ -709,6 +709,12 @@ async fn openapi_refs_resolve_and_schemas_match_real_responses(b: Backend) {
         .flatten()
         .filter_map(|k| k.as_str().map(String::from))
         .collect();
+    // Every field a state always carries (nullable or not) is required, so
+    // a client generated from the document does not see it as optional.
+    assert_eq!(
+        required, real,
+        "GET /v1/sessions/{{id}} data: required properties vs the keys of a state without a cap"
+    );
     assert!(
         required.is_subset(&real),
         "GET /v1/sessions/{{id}} data: required {required:?} all present in {real:?}"
