@@ -266,44 +266,97 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description One row of a session's history as `GET /v1/sessions/{id}/events` returns it
+         *     (`AuditEvent` in the contract and the OpenAPI document).
+         */
+        AuditEvent: {
+            /**
+             * Format: int64
+             * @description Commit time, epoch milliseconds.
+             */
+            at_ms: number;
+            /** @description Seed event type (`session_created`, `cycle_switched`, …, `session_deleted`). */
+            event_type: string;
+            /** @description That participant's group (per_group). */
+            group_id?: string | null;
+            /**
+             * Format: uuid
+             * @description Row id.
+             */
+            id: string;
+            /** @description The participant concerned. */
+            participant_id?: string | null;
+            /**
+             * Format: uuid
+             * @description The session.
+             */
+            session_id: string;
+            /** @description The state after the change (null for deletions). */
+            state?: Record<string, unknown> | null;
+            /**
+             * Format: int64
+             * @description Time charged by this change.
+             */
+            time_elapsed_ms?: number | null;
+            /**
+             * Format: int64
+             * @description The concerned participant's remaining bank after the change.
+             */
+            time_remaining_ms?: number | null;
+            /** @description Commit time, RFC 3339. */
+            timestamp: string;
+            /**
+             * Format: int64
+             * @description The session version this change produced (0 for a deletion).
+             */
+            version: number;
+        };
         /** @description A participant in a create body. */
         CreateParticipantBody: {
-            /** @description Group id (required in per_group). */
+            /** @description Group id, same charset as ids; required in per_group. */
             group_id?: string | null;
-            /** @description 1..=128 chars of `[A-Za-z0-9._:@-]`. */
+            /** @description 1..=128 characters of `[A-Za-z0-9._:@-]`. */
             participant_id: string;
             /**
-             * Format: int32
-             * @description Rotation position (defaults to array position).
+             * Format: int64
+             * @description Rotation position (default: position in the array).
              */
             participant_index?: number | null;
             /**
              * Format: int64
-             * @description 1000..=86400000; defaults to the session's total_time_ms.
+             * @description Own bank (default: the session's `total_time_ms`).
              */
             total_time_ms?: number | null;
         };
         /**
-         * @description Create body (documentation of the accepted fields; parsing walks the raw
-         *     JSON so errors can name nested fields).
+         * @description Body of `POST /v1/sessions`. Absent and `null` fields take their
+         *     defaults; the required ones are refused with `is required`. Unknown
+         *     fields are ignored; a field given twice in one object is refused.
          */
         CreateSessionBody: {
-            action_on_timeout?: components["schemas"]["TimeoutAction"] | null;
-            /** @description With auto_action, the server also advances the turn. */
+            action_on_timeout?: components["schemas"]["TimeoutActionBody"] | null;
+            /** @description With auto_action, the server also advances the turn (default false). */
             auto_advance?: boolean | null;
             /**
              * Format: int64
-             * @description 0..=60000, added at the end of a turn (per_participant, per_group).
+             * @description Added to a bank at the end of its turn (default 0).
              */
             increment_ms?: number | null;
             /**
              * Format: int64
-             * @description 1000..=86400000: bank cap after increment; count_up expiry.
+             * @description Bank cap after increment; count_up expires here.
              */
             max_time_ms?: number | null;
-            /** @description Client data, at most 16 KiB serialized. */
+            /**
+             * @description Client data, echoed back; at most 16384 bytes serialized (default
+             *     `{}`).
+             */
             metadata?: Record<string, unknown> | null;
-            /** @description 1..=1000 participants with unique ids. */
+            /**
+             * @description Participants in rotation order, with unique `participant_id`s and
+             *     `participant_index`es.
+             */
             participants: components["schemas"]["CreateParticipantBody"][];
             /**
              * Format: uuid
@@ -314,14 +367,15 @@ export interface components {
             sync_mode: components["schemas"]["SyncMode"];
             /**
              * Format: int64
-             * @description 1000..=86400000, required for per_cycle.
+             * @description Budget of every turn; required in per_cycle.
              */
             time_per_cycle_ms?: number | null;
             /**
              * Format: int64
-             * @description 1000..=86400000; defaults to the first participant's bank.
+             * @description Session budget (global mode's clock) and every participant's default
+             *     bank.
              */
-            total_time_ms?: number | null;
+            total_time_ms: number;
         };
         /** @description The error body schema (`{"error": {...}}`). */
         ErrorBody: {
@@ -336,6 +390,16 @@ export interface components {
             details?: Record<string, unknown> | null;
             /** @description Human-readable explanation. */
             message: string;
+        };
+        /**
+         * @description One page of history; pass `next_cursor` back to get the next one
+         *     (`EventsPage` in the OpenAPI document).
+         */
+        EventsPage: {
+            /** @description Events in version order (a deletion comes after every version). */
+            data: components["schemas"]["AuditEvent"][];
+            /** @description Opaque; `null` on the last page. */
+            next_cursor?: string | null;
         };
         /** @description A participant as clients see it. */
         RenderedParticipant: {
@@ -383,16 +447,19 @@ export interface components {
          * @enum {string}
          */
         Status: "pending" | "running" | "paused" | "expired" | "completed" | "cancelled";
-        /** @description Switch body; every field optional. */
+        /**
+         * @description Body of `POST /v1/sessions/{id}/switch`; every field optional, and the
+         *     body itself may be absent or empty.
+         */
         SwitchBody: {
-            /** @description Refuse with 409 unless this participant is active (ext). */
+            /** @description Refuse with 409 CONFLICT unless this participant is active (ext). */
             current_participant_id?: string | null;
             /**
              * Format: int64
-             * @description Refuse with 409 unless the live version matches (ext).
+             * @description Refuse with 409 CONFLICT unless the live version matches (ext).
              */
             expected_version?: number | null;
-            /** @description Jump to this participant. */
+            /** @description Jump to this participant (400 if it is not in the session). */
             next_participant_id?: string | null;
         };
         /** @description `{data: SwitchResult}`. */
@@ -403,10 +470,10 @@ export interface components {
         /** @description The result of a switch (`SwitchResult`). */
         SwitchResult: {
             /** @description Whose turn it is now. */
-            active_participant_id?: string | null;
+            active_participant_id: string | null;
             /** @description When the new cycle began. */
-            cycle_started_at?: string | null;
-            deadline_ms?: components["schemas"]["i64"] | null;
+            cycle_started_at: string | null;
+            deadline_ms: components["schemas"]["i64"] | null;
             /**
              * @description Present when the active clock had already run out: the timeout was
              *     applied instead of the switch.
@@ -439,9 +506,9 @@ export interface components {
             /** @description Timeout behaviour, echoed. */
             action_on_timeout: components["schemas"]["TimeoutAction"];
             /** @description The active group (per_group). */
-            active_group_id?: string | null;
+            active_group_id: string | null;
             /** @description Whose turn it is. */
-            active_participant_id?: string | null;
+            active_participant_id: string | null;
             /** @description Advance on auto_action. */
             auto_advance: boolean;
             /** @description Creation time. */
@@ -450,8 +517,8 @@ export interface components {
              * @description When the current cycle began.
              * @example 2026-11-25T14:30:00.000Z
              */
-            cycle_started_at?: string | null;
-            deadline_ms?: components["schemas"]["i64"] | null;
+            cycle_started_at: string | null;
+            deadline_ms: components["schemas"]["i64"] | null;
             /**
              * Format: int64
              * @description End-of-turn increment.
@@ -470,14 +537,14 @@ export interface components {
             /** @description The server clock when this state was rendered (ext). */
             server_time_ms: components["schemas"]["i64"];
             /** @description When the session reached a terminal status. */
-            session_completed_at?: string | null;
+            session_completed_at: string | null;
             /**
              * Format: uuid
              * @description Session id.
              */
             session_id: string;
             /** @description When the session started. */
-            session_started_at?: string | null;
+            session_started_at: string | null;
             /** @description Lifecycle. */
             status: components["schemas"]["Status"];
             /** @description Mode. */
@@ -486,7 +553,7 @@ export interface components {
              * Format: int64
              * @description Per-turn budget (per_cycle).
              */
-            time_per_cycle_ms?: number | null;
+            time_per_cycle_ms: number | null;
             /**
              * Format: int64
              * @description Session budget.
@@ -522,6 +589,14 @@ export interface components {
          *     plus any extra fields (echoed back untouched for the clients' own use).
          */
         TimeoutAction: Record<string, unknown> & {
+            /** @description The behaviour the server applies. */
+            type: components["schemas"]["TimeoutKind"];
+        };
+        /**
+         * @description `action_on_timeout` of a create body: the `type` the server acts on plus
+         *     any extra fields, echoed back untouched.
+         */
+        TimeoutActionBody: Record<string, unknown> & {
             /** @description The behaviour the server applies. */
             type: components["schemas"]["TimeoutKind"];
         };
@@ -627,6 +702,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description Required: a JSON object (an absent body is a 400 naming `body`). */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["CreateSessionBody"];
@@ -863,27 +939,34 @@ export interface operations {
     };
     events: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Opaque cursor from a previous page's `next_cursor`. */
+                cursor?: string;
+                /**
+                 * @description Page size, 1..=500 (default 100). Read as text so that a bad value
+                 *     is a 400 naming `limit`, not a generic query rejection.
+                 */
+                limit?: number;
+            };
             header?: never;
             path: {
                 /** @description session id */
                 id: string;
-                /** @description Opaque cursor from a previous page's `next_cursor`. */
-                cursor: string | null;
-                /** @description Page size, 1..=500 (default 100). */
-                limit: string | null;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description `{data: [AuditEvent], next_cursor}` */
+            /** @description `{data: [AuditEvent], next_cursor}`; `next_cursor` is null on the last page */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["EventsPage"];
+                };
             };
+            /** @description VALIDATION_ERROR naming `session_id`, `limit` or `cursor` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -892,7 +975,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description AUDIT_UNAVAILABLE */
+            /** @description AUDIT_UNAVAILABLE: no audit store is configured, or it is unreachable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1052,9 +1135,10 @@ export interface operations {
             };
             cookie?: never;
         };
+        /** @description Optional: an absent or empty (whitespace-only) body is the same as `{}`. A body that is present must be a JSON object; `null` is refused (400 naming `body`). */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["SwitchBody"] | null;
+                "application/json": components["schemas"]["SwitchBody"];
             };
         };
         responses: {
