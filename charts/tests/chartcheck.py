@@ -419,7 +419,8 @@ def operator_facts(p):
         "env": grab("main.rs", r'env = "([A-Z_]+)"', "the clap env names", many=True) | {"RUST_LOG"},
         "paths": grab("http.rs", r'\.route\("(/[a-z]+)"', "the HTTP routes", many=True),
         "server_port": int(grab("build/mod.rs", r"pub const SERVER_PORT: i32 = (\d+);", "SERVER_PORT") or 0),
-        "app_name": grab("build/mod.rs", r'"app\.kubernetes\.io/name"\.to_string\(\),\s*"([a-z0-9-]+)"\.to_string\(\)', "the app.kubernetes.io/name label"),
+        # labels.rs names the key and its value; both must be what the chart selects on.
+        "app_name": grab("labels.rs", r'pub const NAME: &str = "app\.kubernetes\.io/name";.*?pub const APP: &str = "([a-z0-9-]+)";', "the app.kubernetes.io/name label (labels::NAME and labels::APP)"),
         "components": {
             c: grab(f"build/{c}.rs", r'pub const COMPONENT: &str = "([a-z-]+)";', f"{c}::COMPONENT")
             for c in ("server", "redis", "postgres")
