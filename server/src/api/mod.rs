@@ -72,7 +72,7 @@ pub struct AppInner {
 /// The OpenAPI document, collected from the handlers.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    modifiers(&OptionalSwitchBody),
+    modifiers(&OptionalSwitchBody, &SessionLinks),
     info(
         title = "SyncKairos",
         description = "Real-time timer synchronization: REST + WebSocket. Wire contract v2.0.0 plus extensions."
@@ -129,6 +129,59 @@ impl utoipa::Modify for OptionalSwitchBody {
             .and_then(|op| op.request_body.as_mut())
         {
             body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
+
+/// The OpenAPI `links` of a session's lifecycle: from each response that
+/// carries `data.session_id` to the operations a client calls next on that
+/// session. Generated clients and stateful testers (schemathesis) follow
+/// them, so a create leads to start, switch, pause, resume and the rest
+/// instead of requests on random ids that only ever see 404.
+struct SessionLinks;
+
+/// `(operationId, status, operationIds it links to)`.
+const LIFECYCLE: [(&str, &str, &[&str]); 6] = [
+    (
+        "create",
+        "201",
+        &[
+            "get", "start", "switch", "pause", "resume", "complete", "cancel", "delete", "events",
+        ],
+    ),
+    ("start", "200", &["switch", "pause", "complete", "cancel"]),
+    ("switch", "200", &["switch", "pause", "get"]),
+    ("pause", "200", &["resume", "complete"]),
+    ("resume", "200", &["switch", "cancel"]),
+    ("complete", "200", &["get", "delete"]),
+];
+
+impl utoipa::Modify for SessionLinks {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                let id = op.operation_id.clone().unwrap_or_default();
+                let Some((_, status, targets)) = LIFECYCLE.iter().find(|(from, ..)| *from == id)
+                else {
+                    continue;
+                };
+                let Some(RefOr::T(resp)) = op.responses.responses.get_mut(*status) else {
+                    continue;
+                };
+                for target in *targets {
+                    let link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter("id", "$response.body#/data/session_id")
+                        .description(format!("`{target}` on the session this response is about"))
+                        .build();
+                    resp.links.insert(format!("{target}_session"), RefOr::T(link));
+                }
+            }
         }
     }
 }
