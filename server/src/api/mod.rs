@@ -149,11 +149,11 @@ const LIFECYCLE: [(&str, &str, &[&str]); 6] = [
             "get", "start", "switch", "pause", "resume", "complete", "cancel", "delete", "events",
         ],
     ),
-    ("start", "200", &["switch", "pause", "complete", "cancel"]),
-    ("switch", "200", &["switch", "pause", "get"]),
-    ("pause", "200", &["resume", "complete"]),
-    ("resume", "200", &["switch", "cancel"]),
-    ("complete", "200", &["get", "delete"]),
+    ("start", "200", &["switch", "pause", "cancel"]),
+    ("switch", "200", &["switch", "pause"]),
+    ("pause", "200", &["resume"]),
+    ("resume", "200", &["switch", "complete"]),
+    ("complete", "200", &["delete"]),
 ];
 
 impl utoipa::Modify for SessionLinks {
@@ -174,11 +174,18 @@ impl utoipa::Modify for SessionLinks {
                     continue;
                 };
                 for target in *targets {
-                    let link = LinkBuilder::new()
+                    let mut link = LinkBuilder::new()
                         .operation_id(*target)
                         .parameter("id", "$response.body#/data/session_id")
-                        .description(format!("`{target}` on the session this response is about"))
-                        .build();
+                        .description(format!("`{target}` on the session this response is about"));
+                    // After the first command, a switch guards on the version
+                    // it saw: the optimistic-concurrency pattern of API.md.
+                    if *target == "switch" && id != "create" {
+                        link = link.request_body(Some(serde_json::json!({
+                            "expected_version": "$response.body#/data/version"
+                        })));
+                    }
+                    let link = link.build();
                     resp.links.insert(format!("{target}_session"), RefOr::T(link));
                 }
             }
