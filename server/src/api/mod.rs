@@ -72,7 +72,7 @@ pub struct AppInner {
 /// The OpenAPI document, collected from the handlers.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    modifiers(&OptionalSwitchBody, &SessionLinks),
+    modifiers(&OptionalSwitchBody, &SessionLinks, &ModeRules),
     info(
         title = "SyncKairos",
         description = "Real-time timer synchronization: REST + WebSocket. Wire contract v2.0.0 plus extensions."
@@ -189,6 +189,57 @@ impl utoipa::Modify for SessionLinks {
                     resp.links.insert(format!("{target}_session"), RefOr::T(link));
                 }
             }
+        }
+    }
+}
+
+/// The create body's mode rules, in JSON Schema's `if`/`then`/`else`
+/// (which utoipa has no attribute for): per_cycle requires a non-null
+/// `time_per_cycle_ms`, per_group a non-null `group_id` on every
+/// participant. The two modes exclude each other, so one `if` chain says
+/// both. `domain::spec` enforces them; `doc_check` holds the two together.
+struct ModeRules;
+
+impl utoipa::Modify for ModeRules {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::extensions::Extensions;
+        let Some(RefOr::T(Schema::Object(body))) = doc
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("CreateSessionBody"))
+        else {
+            return;
+        };
+        let mode = |m: &str| {
+            serde_json::json!({"properties": {"sync_mode": {"const": m}}, "required": ["sync_mode"]})
+        };
+        let rules = [
+            ("if", mode("per_cycle")),
+            (
+                "then",
+                serde_json::json!({
+                    "properties": {"time_per_cycle_ms": {"type": "integer"}},
+                    "required": ["time_per_cycle_ms"]
+                }),
+            ),
+            (
+                "else",
+                serde_json::json!({
+                    "if": mode("per_group"),
+                    "then": {"properties": {"participants": {"items": {
+                        "properties": {"group_id": {"type": "string"}},
+                        "required": ["group_id"]
+                    }}}}
+                }),
+            ),
+        ];
+        // `Extensions` keeps any key it is given through `DerefMut`; its
+        // builder would prefix `x-`, which is not what these keywords are.
+        let ext = body.extensions.get_or_insert_with(Extensions::default);
+        for (key, value) in rules {
+            ext.insert(key.to_string(), value);
         }
     }
 }
