@@ -186,7 +186,8 @@ impl utoipa::Modify for SessionLinks {
                         })));
                     }
                     let link = link.build();
-                    resp.links.insert(format!("{target}_session"), RefOr::T(link));
+                    resp.links
+                        .insert(format!("{target}_session"), RefOr::T(link));
                 }
             }
         }
@@ -202,9 +203,9 @@ struct ModeRules;
 
 impl utoipa::Modify for ModeRules {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::Schema;
         use utoipa::openapi::RefOr;
         use utoipa::openapi::extensions::Extensions;
+        use utoipa::openapi::schema::Schema;
         let Some(RefOr::T(Schema::Object(body))) = doc
             .components
             .as_mut()
@@ -212,9 +213,7 @@ impl utoipa::Modify for ModeRules {
         else {
             return;
         };
-        let mode = |m: &str| {
-            serde_json::json!({"properties": {"sync_mode": {"const": m}}, "required": ["sync_mode"]})
-        };
+        let mode = |m: &str| serde_json::json!({"properties": {"sync_mode": {"const": m}}, "required": ["sync_mode"]});
         let rules = [
             ("if", mode("per_cycle")),
             (
