@@ -735,6 +735,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: over 1 MiB */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -743,6 +744,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description UNSUPPORTED_MEDIA_TYPE: a body that is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -751,6 +753,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -781,6 +784,7 @@ export interface operations {
                     "application/json": components["schemas"]["StateEnvelope"];
                 };
             };
+            /** @description VALIDATION_ERROR naming `session_id` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -798,6 +802,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -827,6 +832,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description VALIDATION_ERROR naming `session_id` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -835,6 +841,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -865,6 +872,7 @@ export interface operations {
                     "application/json": components["schemas"]["StateEnvelope"];
                 };
             };
+            /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -873,6 +881,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -881,6 +890,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description CONFLICT: a lost concurrency race that could not be retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -911,6 +930,7 @@ export interface operations {
                     "application/json": components["schemas"]["StateEnvelope"];
                 };
             };
+            /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -919,6 +939,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -927,6 +948,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description CONFLICT: a lost concurrency race that could not be retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1006,6 +1037,7 @@ export interface operations {
                     "application/json": components["schemas"]["StateEnvelope"];
                 };
             };
+            /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1014,6 +1046,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1022,6 +1055,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description CONFLICT: a lost concurrency race that could not be retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1052,6 +1095,7 @@ export interface operations {
                     "application/json": components["schemas"]["StateEnvelope"];
                 };
             };
+            /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1060,6 +1104,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1068,6 +1113,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description CONFLICT: a lost concurrency race that could not be retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1098,7 +1153,7 @@ export interface operations {
                     "application/json": components["schemas"]["StateEnvelope"];
                 };
             };
-            /** @description INVALID_STATE_TRANSITION */
+            /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1107,6 +1162,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1115,6 +1171,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description CONFLICT: a lost concurrency race that could not be retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1159,6 +1225,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1167,7 +1234,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description CONFLICT: a guard did not match */
+            /** @description CONFLICT: a guard did not match, or a lost concurrency race */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1176,6 +1243,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNSUPPORTED_MEDIA_TYPE: a body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1223,6 +1309,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Not a WebSocket handshake (no `Connection: upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13` or `Sec-WebSocket-Key`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
             };
         };
     };

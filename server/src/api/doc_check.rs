@@ -403,3 +403,60 @@ fn events_document_their_page_and_errors() {
         assert!(op["responses"][code].is_object(), "events documents {code}");
     }
 }
+
+/// The events endpoint documents only JSON error bodies: a query string
+/// serde cannot read (a parameter given twice) is a JSON 400 naming it, not
+/// axum's plain-text rejection (found by schemathesis' coverage phase).
+#[tokio::test]
+async fn an_unreadable_events_query_is_a_json_400_naming_the_parameter() {
+    let uri = "/v1/sessions/550e8400-e29b-41d4-a716-446655440000/events?limit=1&limit=2";
+    let req = Request::builder()
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request");
+    let resp = router(app()).oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let err: Value = serde_json::from_slice(&body).expect("a JSON error body");
+    assert_eq!(err["error"]["code"], "VALIDATION_ERROR");
+    assert_eq!(err["error"]["details"]["field"], "limit");
+}
+
+/// The document's `if`/`then` mode rules on the create body name the modes
+/// and the fields the parser requires in them.
+#[test]
+fn create_mode_rules_match_the_parser() {
+    let body = schema(&doc(), "CreateSessionBody");
+    let base = json!({
+        "session_id": "550e8400-e29b-41d4-a716-446655440000",
+        "total_time_ms": 60000,
+        "participants": [{"participant_id": "a"}]
+    });
+    let rules = [
+        (&body["if"], &body["then"]),
+        (&body["else"]["if"], &body["else"]["then"]),
+    ];
+    let mut seen = BTreeSet::new();
+    for (cond, then) in rules {
+        let mode = cond["properties"]["sync_mode"]["const"]
+            .as_str()
+            .expect("a mode const");
+        let mut v = base.clone();
+        v["sync_mode"] = json!(mode);
+        let field = CreateSpec::from_json(&v).expect_err("refused without the mode's field");
+        let documented = match mode {
+            "per_cycle" => then["required"][0].clone(),
+            _ => json!(format!(
+                "participants[0].{}",
+                then["properties"]["participants"]["items"]["required"][0]
+                    .as_str()
+                    .unwrap_or_default()
+            )),
+        };
+        assert_eq!(json!(field.field), documented, "{mode}");
+        seen.insert(mode);
+    }
+    assert_eq!(seen, BTreeSet::from(["per_cycle", "per_group"]));
+}

@@ -72,7 +72,7 @@ pub struct AppInner {
 /// The OpenAPI document, collected from the handlers.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    modifiers(&OptionalSwitchBody),
+    modifiers(&OptionalSwitchBody, &SessionLinks, &ModeRules),
     info(
         title = "SyncKairos",
         description = "Real-time timer synchronization: REST + WebSocket. Wire contract v2.0.0 plus extensions."
@@ -129,6 +129,116 @@ impl utoipa::Modify for OptionalSwitchBody {
             .and_then(|op| op.request_body.as_mut())
         {
             body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
+
+/// The OpenAPI `links` of a session's lifecycle: from each response that
+/// carries `data.session_id` to the operations a client calls next on that
+/// session. Generated clients and stateful testers (schemathesis) follow
+/// them, so a create leads to start, switch, pause, resume and the rest
+/// instead of requests on random ids that only ever see 404.
+struct SessionLinks;
+
+/// `(operationId, status, operationIds it links to)`.
+const LIFECYCLE: [(&str, &str, &[&str]); 6] = [
+    (
+        "create",
+        "201",
+        &[
+            "get", "start", "switch", "pause", "resume", "complete", "cancel", "delete", "events",
+        ],
+    ),
+    ("start", "200", &["switch", "pause", "cancel"]),
+    ("switch", "200", &["switch", "pause"]),
+    ("pause", "200", &["resume"]),
+    ("resume", "200", &["switch", "complete"]),
+    ("complete", "200", &["delete"]),
+];
+
+impl utoipa::Modify for SessionLinks {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                let id = op.operation_id.clone().unwrap_or_default();
+                let Some((_, status, targets)) = LIFECYCLE.iter().find(|(from, ..)| *from == id)
+                else {
+                    continue;
+                };
+                let Some(RefOr::T(resp)) = op.responses.responses.get_mut(*status) else {
+                    continue;
+                };
+                for target in *targets {
+                    let mut link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter("id", "$response.body#/data/session_id")
+                        .description(format!("`{target}` on the session this response is about"));
+                    // After the first command, a switch guards on the version
+                    // it saw: the optimistic-concurrency pattern of API.md.
+                    if *target == "switch" && id != "create" {
+                        link = link.request_body(Some(serde_json::json!({
+                            "expected_version": "$response.body#/data/version"
+                        })));
+                    }
+                    let link = link.build();
+                    resp.links
+                        .insert(format!("{target}_session"), RefOr::T(link));
+                }
+            }
+        }
+    }
+}
+
+/// The create body's mode rules, in JSON Schema's `if`/`then`/`else`
+/// (which utoipa has no attribute for): per_cycle requires a non-null
+/// `time_per_cycle_ms`, per_group a non-null `group_id` on every
+/// participant. The two modes exclude each other, so one `if` chain says
+/// both. `domain::spec` enforces them; `doc_check` holds the two together.
+struct ModeRules;
+
+impl utoipa::Modify for ModeRules {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::extensions::Extensions;
+        use utoipa::openapi::schema::Schema;
+        let Some(RefOr::T(Schema::Object(body))) = doc
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("CreateSessionBody"))
+        else {
+            return;
+        };
+        let mode = |m: &str| serde_json::json!({"properties": {"sync_mode": {"const": m}}, "required": ["sync_mode"]});
+        let rules = [
+            ("if", mode("per_cycle")),
+            (
+                "then",
+                serde_json::json!({
+                    "properties": {"time_per_cycle_ms": {"type": "integer"}},
+                    "required": ["time_per_cycle_ms"]
+                }),
+            ),
+            (
+                "else",
+                serde_json::json!({
+                    "if": mode("per_group"),
+                    "then": {"properties": {"participants": {"items": {
+                        "properties": {"group_id": {"type": "string"}},
+                        "required": ["group_id"]
+                    }}}}
+                }),
+            ),
+        ];
+        // `Extensions` keeps any key it is given through `DerefMut`; its
+        // builder would prefix `x-`, which is not what these keywords are.
+        let ext = body.extensions.get_or_insert_with(Extensions::default);
+        for (key, value) in rules {
+            ext.insert(key.to_string(), value);
         }
     }
 }

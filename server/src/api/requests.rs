@@ -70,8 +70,19 @@ impl<'de, T: Shape> Visitor<'de> for ShapeVisitor<T> {
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
         T::accept_u64(v)
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
-        Err(E::custom(T::EXPECTED))
+    /// JSON Schema counts a number with a zero fraction (`2000.0`) as an
+    /// integer, and the document says `integer`: such a number is read as
+    /// the integer it is (`as` saturates, so a huge one stays out of every
+    /// range). Any other fraction is refused.
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        if !v.is_finite() || v.fract() != 0.0 {
+            return Err(E::custom(T::EXPECTED));
+        }
+        if v >= 0.0 {
+            T::accept_u64(v as u64)
+        } else {
+            T::accept_i64(v as i64)
+        }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
         T::accept_str(v)
@@ -455,6 +466,25 @@ mod tests {
 
     fn refused(v: Value) -> FieldError {
         CreateSpec::from_json(&v).unwrap_err()
+    }
+
+    /// JSON Schema's `integer` includes `60000.0`; the document says
+    /// `integer`, so the parser takes it (schemathesis sends such numbers).
+    #[test]
+    fn a_number_with_a_zero_fraction_is_an_integer() {
+        let mut v = base();
+        v["total_time_ms"] = json!(60000.0);
+        v["participants"][1]["participant_index"] = json!(5.0);
+        let spec = CreateSpec::from_json(&v).expect("integral floats are integers");
+        assert_eq!(spec.total_time_ms, 60000);
+        assert_eq!(spec.participants[1].participant_index, 5);
+        v["total_time_ms"] = json!(1e300);
+        assert_eq!(
+            refused(v),
+            FieldError::new("total_time_ms", "must be between 1000 and 86400000")
+        );
+        let sw = from_value::<SwitchBody>(&json!({"expected_version": 3.0})).expect("3.0 is 3");
+        assert_eq!(sw.expected_version, Some(Version(3)));
     }
 
     #[test]

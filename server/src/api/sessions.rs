@@ -8,6 +8,7 @@ use super::requests::{CreateSessionBody, SwitchBody};
 use crate::audit::HistoryPage;
 use crate::domain::{Command, Millis, RenderedParticipant, Status, SwitchArgs, SyncState, time};
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -92,8 +93,9 @@ fn data<T: Serialize>(status: StatusCode, value: T) -> Response {
         (status = 201, body = StateEnvelope),
         (status = 400, body = ErrorBody, description = "VALIDATION_ERROR naming the field"),
         (status = 409, body = ErrorBody, description = "SESSION_EXISTS"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 413, body = ErrorBody, description = "PAYLOAD_TOO_LARGE: over 1 MiB"),
+        (status = 415, body = ErrorBody, description = "UNSUPPORTED_MEDIA_TYPE: a body that is not application/json"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn create(
     State(app): State<AppState>,
     JsonBody(body): JsonBody<CreateSessionBody>,
@@ -107,8 +109,10 @@ pub async fn create(
 /// Read a session's live state.
 #[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
-    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = StateEnvelope),
+        (status = 400, body = ErrorBody, description = "VALIDATION_ERROR naming `session_id`"),
+        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn get(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -126,8 +130,10 @@ async fn simple(app: AppState, id: Uuid, cmd: Command) -> Result<Response, ApiEr
 #[utoipa::path(post, path = "/v1/sessions/{id}/start", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = StateEnvelope),
-        (status = 400, body = ErrorBody, description = "INVALID_STATE_TRANSITION"),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 400, body = ErrorBody, description = "INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id`"),
+        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"),
+        (status = 409, body = ErrorBody, description = "CONFLICT: a lost concurrency race that could not be retried"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn start(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -138,8 +144,11 @@ pub async fn start(
 /// running → paused; the elapsed part of the cycle is charged.
 #[utoipa::path(post, path = "/v1/sessions/{id}/pause", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
-    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = StateEnvelope),
+        (status = 400, body = ErrorBody, description = "INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id`"),
+        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"),
+        (status = 409, body = ErrorBody, description = "CONFLICT: a lost concurrency race that could not be retried"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn pause(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -150,8 +159,11 @@ pub async fn pause(
 /// paused → running; a new cycle starts for the same participant.
 #[utoipa::path(post, path = "/v1/sessions/{id}/resume", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
-    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = StateEnvelope),
+        (status = 400, body = ErrorBody, description = "INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id`"),
+        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"),
+        (status = 409, body = ErrorBody, description = "CONFLICT: a lost concurrency race that could not be retried"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn resume(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -162,8 +174,11 @@ pub async fn resume(
 /// Any non-terminal status → completed.
 #[utoipa::path(post, path = "/v1/sessions/{id}/complete", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
-    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = StateEnvelope),
+        (status = 400, body = ErrorBody, description = "INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id`"),
+        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"),
+        (status = 409, body = ErrorBody, description = "CONFLICT: a lost concurrency race that could not be retried"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn complete(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -174,8 +189,11 @@ pub async fn complete(
 /// Any non-terminal status → cancelled (ext).
 #[utoipa::path(post, path = "/v1/sessions/{id}/cancel", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
-    responses((status = 200, body = StateEnvelope), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = StateEnvelope),
+        (status = 400, body = ErrorBody, description = "INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id`"),
+        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"),
+        (status = 409, body = ErrorBody, description = "CONFLICT: a lost concurrency race that could not be retried"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn cancel(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -189,9 +207,11 @@ pub async fn cancel(
     request_body(content = SwitchBody, description = "Optional: an absent or empty (whitespace-only) body is the same as `{}`. A body that is present must be a JSON object; `null` is refused (400 naming `body`)."),
     responses((status = 200, body = SwitchEnvelope),
         (status = 400, body = ErrorBody, description = "VALIDATION_ERROR or INVALID_STATE_TRANSITION"),
-        (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "CONFLICT: a guard did not match"),
-        (status = 503, body = ErrorBody)))]
+        (status = 404, body = ErrorBody, description = "SESSION_NOT_FOUND"),
+        (status = 409, body = ErrorBody, description = "CONFLICT: a guard did not match, or a lost concurrency race"),
+        (status = 413, body = ErrorBody, description = "PAYLOAD_TOO_LARGE: over 1 MiB"),
+        (status = 415, body = ErrorBody, description = "UNSUPPORTED_MEDIA_TYPE: a body that is not application/json"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn switch(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -220,7 +240,8 @@ pub async fn switch(
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
     responses((status = 204, description = "deleted (or already absent)"),
-        (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 400, body = ErrorBody, description = "VALIDATION_ERROR naming `session_id`"),
+        (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn delete(
     State(app): State<AppState>,
     SessionId(id): SessionId,
@@ -250,8 +271,9 @@ pub struct EventsQuery {
 pub async fn events(
     State(app): State<AppState>,
     SessionId(id): SessionId,
-    Query(q): Query<EventsQuery>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(query_error)?;
     let limit = match q.limit.as_deref() {
         None => 100,
         Some(l) => l
@@ -263,4 +285,16 @@ pub async fn events(
     let history = app.history.as_ref().ok_or(ApiError::AuditNotConfigured)?;
     let page = history.page(id, q.cursor.as_deref(), limit).await?;
     Ok((StatusCode::OK, Json(page)).into_response())
+}
+
+/// A query string the events endpoint cannot read (a parameter given twice,
+/// say) is a 400 in the JSON error envelope naming the parameter, like any
+/// other bad input, not axum's plain-text rejection.
+fn query_error(e: QueryRejection) -> ApiError {
+    let text = e.body_text();
+    let field = ["limit", "cursor"]
+        .into_iter()
+        .find(|f| text.contains(&format!("`{f}`")))
+        .unwrap_or("query");
+    ApiError::field(field, "is given twice or cannot be read")
 }

@@ -33,7 +33,8 @@ fn session_param(query: Option<&str>) -> Result<Uuid, &'static str> {
 /// Upgrades to a WebSocket for one session.
 #[utoipa::path(get, path = "/ws", tag = "realtime",
     params(("sessionId" = Uuid, Query, description = "session to follow")),
-    responses((status = 101, description = "WebSocket: CONNECTED, STATE_SYNC, then STATE_UPDATE / TIME_EXPIRED / SESSION_DELETED; PING → PONG, RECONNECT → STATE_SYNC; close 1008 on a bad sessionId")))]
+    responses((status = 101, description = "WebSocket: CONNECTED, STATE_SYNC, then STATE_UPDATE / TIME_EXPIRED / SESSION_DELETED; PING → PONG, RECONNECT → STATE_SYNC; close 1008 on a bad sessionId"),
+        (status = 400, body = String, content_type = "text/plain", description = "Not a WebSocket handshake (no `Connection: upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13` or `Sec-WebSocket-Key`)")))]
 pub async fn upgrade(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
