@@ -58,8 +58,17 @@ run_engine() {
   # From the scratch dir: schemathesis caches (crash replays) stay out of
   # the tree and never carry over from one run to the next.
   (cd "$work" && "$SCHEMATHESIS" --config-file "$here/schemathesis.toml" run "$url/openapi.json" \
-    --checks all --seed 20 --no-color)
-  echo "== $engine engine: schemathesis passed in $((SECONDS - started)) s"
+    --checks all --seed 20 --no-color) | tee "$work/schemathesis-$engine.out"
+  # The stateful phase must walk every link of the document, not some of
+  # them: a new link it never reaches (or a run that reaches none) fails.
+  local links
+  links=$(grep -E 'API Links: +[0-9]+ covered / [0-9]+ selected / [0-9]+ total' "$work/schemathesis-$engine.out" || true)
+  if ! [[ $links =~ ([0-9]+)\ covered\ /\ [0-9]+\ selected\ /\ ([0-9]+)\ total ]] \
+     || [ "${BASH_REMATCH[2]}" -eq 0 ] || [ "${BASH_REMATCH[1]}" -ne "${BASH_REMATCH[2]}" ]; then
+    echo "== $engine engine: stateful links not all covered: ${links:-no 'API Links' line in the output}" >&2
+    return 1
+  fi
+  echo "== $engine engine: schemathesis passed in $((SECONDS - started)) s, links ${BASH_REMATCH[1]}/${BASH_REMATCH[2]}"
   # The run must not have crashed the server.
   kill -0 "$spid"
 }
