@@ -18,7 +18,7 @@ pub struct TimeBody {
     pub server_version: &'static str,
     /// Clock drift the service considers acceptable.
     pub drift_tolerance_ms: u32,
-    /// This build's version (ext).
+    /// This build's version, `<version>+<git revision>` (ext).
     pub build_version: &'static str,
 }
 
@@ -29,7 +29,7 @@ pub async fn time() -> Json<TimeBody> {
         timestamp_ms: now_ms(),
         server_version: "2.0.0",
         drift_tolerance_ms: 50,
-        build_version: env!("CARGO_PKG_VERSION"),
+        build_version: crate::BUILD_VERSION,
     })
 }
 
