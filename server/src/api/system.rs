@@ -18,7 +18,7 @@ pub struct TimeBody {
     pub server_version: &'static str,
     /// Clock drift the service considers acceptable.
     pub drift_tolerance_ms: u32,
-    /// This build's version, `<version>+<git revision>` (ext).
+    /// This build's version (ext).
     pub build_version: &'static str,
 }
 
