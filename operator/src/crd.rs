@@ -367,8 +367,12 @@ pub struct RedisClusterStatus {
     pub shards: i32,
 }
 
+/// The server image the operator deploys when the spec names none: the one built from
+/// the same workspace version as the operator (one source of truth, `make image` tags it).
+pub const DEFAULT_SERVER_IMAGE: &str = concat!("synckairos:", env!("CARGO_PKG_VERSION"));
+
 fn default_image() -> String {
-    "synckairos:0.1.0".into()
+    DEFAULT_SERVER_IMAGE.into()
 }
 fn default_server_replicas() -> i32 {
     2
@@ -421,7 +425,7 @@ mod tests {
     #[test]
     fn empty_spec_takes_documented_defaults() {
         let spec: SyncKairosClusterSpec = serde_json::from_str("{}").unwrap();
-        assert_eq!(spec.image, "synckairos:0.1.0");
+        assert_eq!(spec.image, DEFAULT_SERVER_IMAGE);
         assert_eq!(spec.server.replicas, 2);
         assert_eq!(spec.redis.mode, RedisMode::Managed);
         assert_eq!((spec.redis.shards, spec.redis.replicas_per_shard), (3, 1));
@@ -456,7 +460,7 @@ mod tests {
         let json = serde_json::to_value(crd()).unwrap();
         let spec = &json["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
             ["properties"];
-        assert_eq!(spec["image"]["default"], "synckairos:0.1.0");
+        assert_eq!(spec["image"]["default"], DEFAULT_SERVER_IMAGE);
         assert_eq!(
             spec["redis"]["properties"]["shards"]["minimum"].as_f64(),
             Some(3.0)

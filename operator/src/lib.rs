@@ -34,6 +34,11 @@
 //! Binaries: `synckairos-operator` (`src/main.rs`: configuration, leader election, the
 //! controller) and `crdgen` (prints the CRD; `make crds`).
 #![warn(missing_docs)]
+
+/// This build's version, `<workspace version>+<git revision>` (build.rs): what
+/// `--version` prints and the image's labels carry.
+pub const BUILD_VERSION: &str = env!("SYNCKAIROS_BUILD_VERSION");
+
 pub mod build;
 pub mod crd;
 pub mod http;

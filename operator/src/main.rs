@@ -28,7 +28,7 @@ use tokio::sync::watch;
 #[derive(Parser, Debug)]
 #[command(
     name = "synckairos-operator",
-    version,
+    version = synckairos_operator::BUILD_VERSION,
     about = "Kubernetes operator for SyncKairos"
 )]
 struct Cli {

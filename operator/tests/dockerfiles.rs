@@ -49,6 +49,24 @@ impl Stage {
         all[0]
     }
 
+    /// `LABEL` keys and values (`k="v" k2="v 2"` form, quotes removed).
+    fn labels(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for args in self.all("LABEL") {
+            let mut rest = args.trim();
+            while let Some((k, v)) = rest.split_once('=') {
+                let v = v.trim_start();
+                let (value, tail) = match v.strip_prefix('"') {
+                    Some(q) => q.split_once('"').expect("closing quote in LABEL"),
+                    None => v.split_once(char::is_whitespace).unwrap_or((v, "")),
+                };
+                out.insert(k.trim().to_string(), value.to_string());
+                rest = tail.trim_start();
+            }
+        }
+        out
+    }
+
     /// `ENV` keys and values (`K=V K2=V2` form).
     fn env(&self) -> BTreeMap<String, String> {
         self.all("ENV")
@@ -60,6 +78,36 @@ impl Stage {
             })
             .collect()
     }
+}
+
+/// `key = value` lines of one `[profile.NAME]` section of the workspace manifest, the
+/// profile it inherits from filling in what it leaves out (values unquoted).
+fn cargo_profile(name: &str) -> BTreeMap<String, String> {
+    let text = read("../Cargo.toml");
+    let header = format!("[profile.{name}]");
+    let mut own = BTreeMap::new();
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == header;
+        } else if inside && let Some((k, v)) = line.split_once('=') {
+            own.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+        }
+    }
+    let mut all = match own.get("inherits") {
+        Some(parent) => cargo_profile(parent),
+        None => BTreeMap::new(),
+    };
+    all.extend(own);
+    all
+}
+
+/// The workspace's `license` (what the images' licenses label must say).
+fn workspace_license() -> String {
+    read("../Cargo.toml")
+        .lines()
+        .find_map(|l| toml_str(l, "license"))
+        .expect("workspace license")
 }
 
 /// Parses a Dockerfile into stages (comments and blank lines dropped, `\` continuations
@@ -286,6 +334,52 @@ fn check(img: &Image) -> Stage {
             Some(p) => p.to_string(),
         }
     };
+    // the shipped profile: no debug info, stripped (the image is pulled on every scale-out)
+    let profile = cargo_profile(&profile_dir);
+    assert!(
+        matches!(
+            profile.get("strip").map(String::as_str),
+            Some("true" | "symbols")
+        ),
+        "{d}: profile {profile_dir} does not strip: {profile:?}"
+    );
+    assert!(
+        matches!(
+            profile.get("debug").map(String::as_str),
+            Some("false" | "0" | "none")
+        ),
+        "{d}: profile {profile_dir} builds debug info: {profile:?}"
+    );
+    // version and revision reach the binary (build.rs) and the labels
+    assert!(
+        run.contains("SYNCKAIROS_REVISION=$REVISION"),
+        "{d}: the build does not pass REVISION to build.rs"
+    );
+    let labels = last.labels();
+    for key in ["source", "version", "revision", "licenses", "title"] {
+        assert!(
+            labels.contains_key(&format!("org.opencontainers.image.{key}")),
+            "{d}: no org.opencontainers.image.{key} label: {labels:?}"
+        );
+    }
+    assert_eq!(
+        labels["org.opencontainers.image.licenses"],
+        workspace_license(),
+        "{d}: licenses label"
+    );
+    for (key, arg) in [("version", "VERSION"), ("revision", "REVISION")] {
+        assert_eq!(
+            labels[&format!("org.opencontainers.image.{key}")],
+            format!("${arg}"),
+            "{d}: the {key} label is not the {arg} build arg"
+        );
+        assert!(
+            last.all("ARG")
+                .iter()
+                .any(|a| a.split('=').next() == Some(arg)),
+            "{d}: no ARG {arg} in the final stage"
+        );
+    }
     // the binary leaves target/ in the same RUN: a cache mount on target/ is gone after it
     let install = run
         .split("&&")
@@ -315,6 +409,10 @@ fn check(img: &Image) -> Stage {
             );
         }
     }
+    assert_eq!(
+        labels["org.opencontainers.image.title"], bin,
+        "{d}: title label"
+    );
     assert!(
         dest.ends_with(&format!("/{bin}")),
         "{d}: {dest} is not named {bin}"
@@ -451,4 +549,14 @@ fn the_parser_sees_what_docker_sees() {
         Some("serve")
     );
     assert_eq!(version("1.90"), (1, 90));
+    let labels = parse("FROM x\nLABEL a=\"b c\" d=e \\\n  f=\"$G\"\n")[0].labels();
+    assert_eq!(
+        labels.into_iter().collect::<Vec<_>>(),
+        [("a", "b c"), ("d", "e"), ("f", "$G")].map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+    // release keeps line tables for profiling; the shipped profile drops them
+    assert_eq!(
+        cargo_profile("release").get("debug").map(String::as_str),
+        Some("1")
+    );
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 #[derive(Debug, Parser)]
 #[command(
     name = "synckairos",
-    version,
+    version = crate::BUILD_VERSION,
     about = "Real-time timer synchronization service"
 )]
 pub struct Cli {

@@ -24,6 +24,11 @@
 //! - [`clock`]: the one place that reads the wall clock.
 
 pub mod api;
+
+/// This build's version, `<workspace version>+<git revision>` (build.rs): what
+/// `--version`, `/v1/time`'s `build_version` and the image's labels report, so an
+/// incident report can name the commit that was running.
+pub const BUILD_VERSION: &str = env!("SYNCKAIROS_BUILD_VERSION");
 pub mod audit;
 pub mod clock;
 pub mod config;

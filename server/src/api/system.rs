@@ -29,7 +29,7 @@ pub async fn time() -> Json<TimeBody> {
         timestamp_ms: now_ms(),
         server_version: "2.0.0",
         drift_tolerance_ms: 50,
-        build_version: env!("CARGO_PKG_VERSION"),
+        build_version: crate::BUILD_VERSION,
     })
 }
 

@@ -10,6 +10,7 @@ synckairos_tests::backend_suite! {
     server_keeps_serving_after_a_burst_of_bad_requests,
     bad_configuration_stops_startup_with_one_clear_line,
     serve_help_documents_the_configuration,
+    version_names_the_release_and_the_revision,
     log_format_json_writes_json_lines,
     sigterm_finishes_an_in_flight_request,
     sigterm_right_after_startup_is_graceful,
@@ -166,6 +167,21 @@ async fn serve_help_documents_the_configuration(b: Backend) {
             "serve --help mentions {env}:\n{stdout}"
         );
     }
+}
+
+async fn version_names_the_release_and_the_revision(_b: Backend) {
+    let out = tokio::process::Command::new(synckairos_tests::server::server_binary())
+        .arg("--version")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run the server binary: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "--version exits 0: {stdout}");
+    let v = stdout
+        .trim()
+        .strip_prefix("synckairos ")
+        .unwrap_or_else(|| panic!("--version prints `synckairos <version>`: {stdout}"));
+    crate::check_build_version(v);
 }
 
 async fn log_format_json_writes_json_lines(b: Backend) {

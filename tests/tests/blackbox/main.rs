@@ -18,6 +18,20 @@ mod rest;
 mod timeouts;
 mod ws;
 
+/// Checks a build version as `--version` and `/v1/time` report it:
+/// `<workspace version>+<git revision>` (or `+unknown` for a build without git), so
+/// an incident report can name the commit that was running.
+fn check_build_version(v: &str) {
+    let (version, revision) = v
+        .split_once('+')
+        .unwrap_or_else(|| panic!("build version {v:?} is not <version>+<revision>"));
+    assert_eq!(version, env!("CARGO_PKG_VERSION"), "build version {v:?}");
+    assert!(
+        !revision.is_empty() && revision.chars().all(|c| c.is_ascii_alphanumeric()),
+        "build version {v:?}: revision"
+    );
+}
+
 fn main() -> std::process::ExitCode {
     // The slowest module (clocks running out) first, so its waits overlap
     // with everything else.
