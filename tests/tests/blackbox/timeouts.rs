@@ -92,6 +92,16 @@ async fn end_session_expires_the_participant_and_the_session(b: Backend) {
     ws.ping(1).await;
     // With no other instance on the store, this server fired it, and counted it.
     if b.name().starts_with("memory") {
+        // The firing task records its metrics after the commit it broadcast,
+        // so a client that saw TIME_EXPIRED may read /metrics a moment
+        // before they are counted: wait until both show the firing, then
+        // check it was counted exactly once.
+        wait_until(Duration::from_secs(5), "the timeout's metrics", || async {
+            let m = srv.api().get("/metrics").await.text;
+            metric_sum(&m, "synckairos_timeouts_fired_total") >= 1.0
+                && metric_sum(&m, "synckairos_timeout_lateness_seconds_count") >= 1.0
+        })
+        .await;
         let m = srv.api().get("/metrics").await.text;
         let fired = metric_samples(&m, "synckairos_timeouts_fired_total");
         assert_eq!(
