@@ -584,7 +584,9 @@ def cmd_assert_render(args):
     # exactly when the cluster wants auth and names no Secret of its own.
     auth = ((cl["spec"] or {}).get("server") or {}).get("auth") or {}
     want_secret = cl["enabled"] and auth.get("enabled", True) and not auth.get("existingSecret")
-    auth_secrets = [s for s in by_kind.get("Secret", []) if s["metadata"]["name"] == f"{cluster_name}-auth"]
+    # the only Secret the chart renders: never one named by existingSecret (the user's own)
+    auth_secrets = by_kind.get("Secret", [])
+    p.check(all(s["metadata"]["name"] == f"{cluster_name}-auth" for s in auth_secrets), f"Secrets rendered: {[s['metadata']['name'] for s in auth_secrets]}, only {cluster_name}-auth may be")
     if want_secret:
         if p.check(len(auth_secrets) == 1, f"auth on without existingSecret: want Secret {cluster_name}-auth, got {len(auth_secrets)}"):
             sec = auth_secrets[0]

@@ -41,10 +41,13 @@ pub fn sentence(
         401 => {
             "the operator's credentials were refused: check its ServiceAccount token".to_string()
         }
-        403 => format!(
-            "grant the operator's ServiceAccount `{verb}` on {kind} in its Role or ClusterRole \
-             (the Helm chart's rbac.create does)"
-        ),
+        403 => {
+            let (rbac, resource) = rbac_need(verb, kind);
+            format!(
+                "grant the operator's ServiceAccount `{rbac}` on {resource} in its Role or \
+                 ClusterRole (the Helm chart's rbac.create does)"
+            )
+        }
         404 => format!(
             "check that the namespace exists and that the API server serves {kind} \
              (Kubernetes {major}.{minor} or later)"
@@ -63,6 +66,16 @@ pub fn sentence(
         "Could not {verb} {what}: the API server answered {} ({message}); {advice}.",
         a.code
     )
+}
+
+/// The RBAC verb and resource a call needs: server-side apply is a `patch` (which may
+/// create), a status write a `patch` of the `status` subresource.
+fn rbac_need(verb: &str, kind: &str) -> (String, String) {
+    match verb {
+        "apply" => ("patch".into(), kind.into()),
+        "patch status" => ("patch".into(), format!("{kind}/status")),
+        v => (v.into(), kind.into()),
+    }
 }
 
 /// [`sentence`] for a client error: the API's `Status` when it answered, the error's own

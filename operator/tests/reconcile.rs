@@ -1463,7 +1463,7 @@ async fn a_refused_call_is_one_sentence_in_the_condition_and_the_event() {
 }
 
 #[tokio::test]
-async fn a_too_old_api_server_is_logged_once_and_a_condition_on_every_cluster() {
+async fn a_too_old_api_server_becomes_a_condition_that_explains_not_ready() {
     let (client, api) = FakeApi::start();
     api.0.lock().unwrap().version = Some(json!({"major": "1", "minor": "20",
         "gitVersion": "v1.20.2", "gitCommit": "", "gitTreeState": "", "buildDate": "",
