@@ -443,8 +443,8 @@ impl Scenario {
         job
     }
 
-    /// The message of condition `t`.
-    fn message(&self, t: &str) -> String {
+    /// Condition `t` of the status last written.
+    fn condition(&self, t: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
         self.skc
             .status
             .as_ref()
@@ -452,26 +452,18 @@ impl Scenario {
             .conditions
             .iter()
             .find(|c| c.type_ == t)
+            .cloned()
             .unwrap_or_else(|| panic!("no condition {t}"))
-            .message
-            .clone()
+    }
+
+    /// The message of condition `t`.
+    fn message(&self, t: &str) -> String {
+        self.condition(t).message
     }
 
     fn cond(&self, t: &str) -> (String, String, String) {
-        let c = self
-            .skc
-            .status
-            .as_ref()
-            .unwrap()
-            .conditions
-            .iter()
-            .find(|c| c.type_ == t)
-            .unwrap_or_else(|| panic!("no condition {t}"));
-        (
-            c.status.clone(),
-            c.reason.clone(),
-            c.last_transition_time.0.to_string(),
-        )
+        let c = self.condition(t);
+        (c.status, c.reason, c.last_transition_time.0.to_string())
     }
 
     fn redis_pods_running(&self, n: usize) {
