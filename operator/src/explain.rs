@@ -106,6 +106,21 @@ pub fn missing_key(secret: &str, key: &str) -> String {
     )
 }
 
+/// The external Redis Secret gives the server no address.
+pub fn no_redis_address(secret: &str, exists: bool) -> String {
+    let what = if exists {
+        "has neither REDIS_URL nor REDIS_CLUSTER_NODES"
+    } else {
+        "does not exist"
+    };
+    format!(
+        "Secret {secret} (redis.externalSecret) {what}: without a Redis address every server \
+         pod would run the single-node memory engine with sessions of its own, so nothing is \
+         deployed; add REDIS_URL or REDIS_CLUSTER_NODES to it, or set redis.mode memory for \
+         one server pod without Redis."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +188,15 @@ mod tests {
              the operator retries with backoff, check that the API server is reachable from \
              the operator pod."
         );
+    }
+
+    #[test]
+    fn a_secret_without_a_redis_address_says_which_and_what_to_add() {
+        let missing = no_redis_address("r", false);
+        assert!(missing.starts_with("Secret r (redis.externalSecret) does not exist: "));
+        let empty = no_redis_address("r", true);
+        assert!(empty.contains("has neither REDIS_URL nor REDIS_CLUSTER_NODES"));
+        assert!(empty.contains("add REDIS_URL or REDIS_CLUSTER_NODES"));
     }
 
     #[test]

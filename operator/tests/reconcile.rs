@@ -397,6 +397,13 @@ impl Scenario {
             "demo",
             serde_json::to_value(&skc).unwrap(),
         );
+        // the external Redis Secret the specs of these tests name ("redis://r:6379")
+        api.put(
+            "secrets",
+            "r",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "r", "namespace": "ns"},
+                   "data": {"REDIS_URL": "cmVkaXM6Ly9yOjYzNzk="}}),
+        );
         Self {
             api,
             probes,
@@ -1495,5 +1502,51 @@ async fn a_too_old_api_server_becomes_a_condition_that_explains_not_ready() {
         synckairos_operator::apiserver::check(&client)
             .await
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_external_redis_secret_without_an_address_deploys_nothing() {
+    // the server would read both keys as optional and fall back to the memory engine
+    let mut s = Scenario::new(bare(json!({"replicas": 3})));
+    s.api.put(
+        "secrets",
+        "r",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "r", "namespace": "ns"},
+               "data": {"REDIS_PASSWORD": "cHc="}}),
+    );
+    let e = s.reconcile().await.unwrap_err();
+    assert!(
+        e.contains("has neither REDIS_URL nor REDIS_CLUSTER_NODES"),
+        "{e}"
+    );
+    assert!(s.api.get("deployments", "demo-server").is_none());
+    assert!(
+        s.message("Ready")
+            .starts_with("Secret r (redis.externalSecret) has neither")
+    );
+    // missing altogether: the same, saying so
+    s.api
+        .0
+        .lock()
+        .unwrap()
+        .objects
+        .remove(&("secrets".into(), "r".into()));
+    let e = s.reconcile().await.unwrap_err();
+    assert!(
+        e.contains("Secret r (redis.externalSecret) does not exist"),
+        "{e}"
+    );
+    // with an address the server is deployed with the replicas asked for
+    s.api.put(
+        "secrets",
+        "r",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "r", "namespace": "ns"},
+               "data": {"REDIS_CLUSTER_NODES": "cjA6NjM3OQ=="}}),
+    );
+    s.reconcile().await.unwrap();
+    assert_eq!(
+        s.api.get("deployments", "demo-server").unwrap()["spec"]["replicas"],
+        3
     );
 }

@@ -40,6 +40,9 @@ pub(super) async fn secrets(
             .then(|| redis::password_secret(c, &random_password()));
         refs.redis_password = ensure_secret(ctx, skc, c, &name, "password", generate).await?;
     }
+    if c.spec.redis.mode == RedisMode::External {
+        external_redis(ctx, c).await?;
+    }
     if c.spec.postgres.mode == PostgresMode::Managed {
         let name = build::postgres_credentials_secret(c);
         let generate = c
@@ -65,6 +68,33 @@ pub(super) async fn secrets(
         }
     }
     Ok(refs)
+}
+
+/// The keys of an external Redis Secret that give the server an address.
+const REDIS_ADDRESS_KEYS: [&str; 2] = ["REDIS_URL", "REDIS_CLUSTER_NODES"];
+
+/// The external Redis Secret must give an address: the server reads both keys as optional,
+/// and without either it would start on its single-node memory engine — every pod with
+/// sessions of its own. Nothing is applied until the Secret says where Redis is.
+async fn external_redis(ctx: &Context, c: &Checked) -> Result<(), Error> {
+    let name = c.spec.redis.external_secret.clone().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    let secret = api
+        .get_opt(&name)
+        .await
+        .map_err(kube_err("get", "Secret", &name))?;
+    let has_address = |s: &Secret| {
+        REDIS_ADDRESS_KEYS
+            .iter()
+            .any(|k| secret_value(s, k).is_some_and(|v| !v.trim().is_empty()))
+    };
+    match &secret {
+        Some(s) if has_address(s) => Ok(()),
+        _ => Err(Error::NoRedisAddress {
+            secret: name,
+            exists: secret.is_some(),
+        }),
+    }
 }
 
 /// 32 random bytes, base64url without padding (43 characters): an API key or token secret.

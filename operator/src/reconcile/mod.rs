@@ -65,6 +65,14 @@ pub enum Error {
     /// A Secret we depend on lacks a key.
     #[error("{}", crate::explain::missing_key(.0, .1))]
     SecretKey(String, String),
+    /// The external Redis Secret is missing or names no Redis.
+    #[error("{}", crate::explain::no_redis_address(.secret, *.exists))]
+    NoRedisAddress {
+        /// `redis.externalSecret`.
+        secret: String,
+        /// Whether the Secret exists (it then lacks both address keys).
+        exists: bool,
+    },
 }
 
 impl Error {
@@ -72,7 +80,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::Kube { .. } => "api",
-            Error::SecretKey(..) => "secret",
+            Error::SecretKey(..) | Error::NoRedisAddress { .. } => "secret",
         }
     }
 }
