@@ -156,6 +156,24 @@ impl Conn {
         }
     }
 
+    /// Sends a close frame, then reads (and drops) what the client still
+    /// sends until its close reply, for at most [`CLOSE_DRAIN`]: closing a
+    /// socket with unread input resets it, and the client would lose the
+    /// close frame (and the errors before it).
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        if !self.send(close_frame(code, reason)).await {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+            while let Some(Ok(m)) = self.socket.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
     async fn send_json(&mut self, v: Value) -> bool {
         self.send_text(bytes::Bytes::from(v.to_string())).await
     }
@@ -310,7 +328,7 @@ pub async fn run(
         Outcome::Open => {}
         Outcome::Gone => return,
         Outcome::Close(code, reason) => {
-            let _ = conn.send(close_frame(code, reason)).await;
+            conn.close(code, reason).await;
             return;
         }
     }
@@ -366,9 +384,12 @@ pub async fn run(
         }
     };
     if let Outcome::Close(code, reason) = outcome {
-        let _ = conn.send(close_frame(code, reason)).await;
+        conn.close(code, reason).await;
     }
 }
+
+/// How long a closing connection keeps reading for the client's close reply.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
