@@ -26,6 +26,19 @@ const POLITE_BOUND: Duration = Duration::from_secs(10);
 /// Most RSS growth any attack here may cause.
 const RSS_BOUND_KIB: u64 = 64 * 1024;
 
+/// A server started with `flags`, a polite client on it, and its RSS
+/// before the attack.
+async fn under_attack(flags: &[&str]) -> (TestServer, Polite, u64) {
+    let srv = flags
+        .iter()
+        .fold(TestServer::builder(&Backend::Memory), |b, f| b.arg(*f))
+        .start()
+        .await;
+    let polite = Polite::new(&srv).await;
+    let rss = rss_kib(srv.pid());
+    (srv, polite, rss)
+}
+
 async fn metrics_text(srv: &TestServer) -> String {
     srv.api().get("/metrics").await.expect_status(200);
     srv.api().get("/metrics").await.text
@@ -86,13 +99,7 @@ async fn junk_methods_do_not_grow_metrics() {
 
 #[tokio::test]
 async fn slowloris_headers_are_cut_off() {
-    let srv = TestServer::builder(&Backend::Memory)
-        .arg("--http-header-timeout-seconds")
-        .arg("2")
-        .start()
-        .await;
-    let polite = Polite::new(&srv).await;
-    let rss = rss_kib(srv.pid());
+    let (srv, polite, rss) = under_attack(&["--http-header-timeout-seconds", "2"]).await;
     let mut conns = Vec::new();
     for _ in 0..100 {
         let mut c = raw(&srv).await;
@@ -128,13 +135,7 @@ async fn slowloris_headers_are_cut_off() {
 
 #[tokio::test]
 async fn slowloris_bodies_miss_the_deadline_with_503() {
-    let srv = TestServer::builder(&Backend::Memory)
-        .arg("--http-request-timeout-ms")
-        .arg("1000")
-        .start()
-        .await;
-    let polite = Polite::new(&srv).await;
-    let rss = rss_kib(srv.pid());
+    let (srv, polite, rss) = under_attack(&["--http-request-timeout-ms", "1000"]).await;
     let mut conns = Vec::new();
     for _ in 0..20 {
         let mut c = raw(&srv).await;
@@ -175,15 +176,13 @@ async fn slowloris_bodies_miss_the_deadline_with_503() {
 
 #[tokio::test]
 async fn connection_cap_survives_an_fd_exhaustion_attempt() {
-    let srv = TestServer::builder(&Backend::Memory)
-        .arg("--max-connections")
-        .arg("100")
-        .arg("--http-header-timeout-seconds")
-        .arg("2")
-        .start()
-        .await;
-    let polite = Polite::new(&srv).await;
-    let rss = rss_kib(srv.pid());
+    let (srv, polite, rss) = under_attack(&[
+        "--max-connections",
+        "100",
+        "--http-header-timeout-seconds",
+        "2",
+    ])
+    .await;
     // Three times the cap of idle connections.
     let mut conns = Vec::new();
     for _ in 0..300 {
@@ -286,14 +285,8 @@ async fn websockets_that_stop_reading_are_dropped() {
 #[tokio::test]
 async fn reconnect_and_ping_floods_are_limited_then_closed() {
     // The default budget (TestServer raises it for the other suites).
-    let srv = TestServer::builder(&Backend::Memory)
-        .arg("--ws-messages-per-second")
-        .arg("20")
-        .start()
-        .await;
-    let polite = Polite::new(&srv).await;
+    let (srv, polite, rss) = under_attack(&["--ws-messages-per-second", "20"]).await;
     let (mut bystander, _) = srv.ws_synced(polite.session()).await;
-    let rss = rss_kib(srv.pid());
     for kind in ["RECONNECT", "PING"] {
         let (mut ws, _) = srv.ws_synced(polite.session()).await;
         // 2,000 frames without reading (stops early if the server closes).
@@ -341,16 +334,9 @@ async fn reconnect_and_ping_floods_are_limited_then_closed() {
 
 #[tokio::test]
 async fn subscribing_to_sessions_that_do_not_exist_is_refused() {
-    let srv = TestServer::start(&Backend::Memory).await;
-    let polite = Polite::new(&srv).await;
-    let rss = rss_kib(srv.pid());
+    let (srv, polite, rss) = under_attack(&[]).await;
     for _ in 0..200 {
-        let mut ws = srv.ws(&new_id()).await;
-        ws.expect_type("CONNECTED").await;
-        let err = ws.expect_type("ERROR").await;
-        assert_eq!(err["code"], "SESSION_NOT_FOUND", "{err}");
-        let (code, _) = ws.expect_close(WS_WAIT).await;
-        assert_eq!(code, 1008);
+        srv.ws(&new_id()).await.expect_session_not_found().await;
     }
     wait_until(
         Duration::from_secs(10),
@@ -479,9 +465,7 @@ async fn rate_limits_and_quota_answer_429() {
 
 #[tokio::test]
 async fn oversized_state_is_refused_naming_the_field() {
-    let srv = TestServer::start(&Backend::Memory).await;
-    let polite = Polite::new(&srv).await;
-    let rss = rss_kib(srv.pid());
+    let (srv, polite, rss) = under_attack(&[]).await;
     let mut body = session_body("per_participant", &["a", "b"], 60_000);
     body["action_on_timeout"] = json!({"type": "end_session", "extra": "x".repeat(500_000)});
     srv.api()

@@ -117,6 +117,9 @@ struct Conn {
     last_version: u64,
     /// The version and time of the last STATE_SYNC sent.
     last_sync: Option<(u64, Instant)>,
+    /// A RECONNECT that came too soon is answered at this instant (one at
+    /// most, however many came).
+    resync_at: Option<Instant>,
     budget: MessageBudget,
 }
 
@@ -226,12 +229,15 @@ impl Conn {
         }
     }
 
-    /// A RECONNECT is answered unless a STATE_SYNC of the same version went
-    /// out less than [`RESYNC_INTERVAL`] ago (the client has it).
-    fn resync_due(&self) -> bool {
+    /// When a RECONNECT may be answered: now, unless a STATE_SYNC of the
+    /// same version went out less than [`RESYNC_INTERVAL`] ago; then at the
+    /// end of that interval.
+    fn resync_time(&self) -> Option<Instant> {
         match self.last_sync {
-            Some((v, at)) => v != self.last_version || at.elapsed() >= RESYNC_INTERVAL,
-            None => true,
+            Some((v, at)) if v == self.last_version && at.elapsed() < RESYNC_INTERVAL => {
+                Some(at + RESYNC_INTERVAL)
+            }
+            _ => None,
         }
     }
 
@@ -254,8 +260,14 @@ impl Conn {
                 }
                 open(self.send_json(pong).await)
             }
-            Some("RECONNECT") if !self.resync_due() => Outcome::Open,
-            Some("RECONNECT") => self.sync(false).await,
+            Some("RECONNECT") => match self.resync_time() {
+                // Deferred (coalesced): a flood gets one STATE_SYNC a second.
+                Some(at) => {
+                    self.resync_at.get_or_insert(at);
+                    Outcome::Open
+                }
+                None => self.sync(false).await,
+            },
             Some(other) => {
                 let message = format!("unknown message type {other:?}");
                 open(self.send_json(json!({"type": "ERROR", "code": "INVALID_MESSAGE", "message": message}))
@@ -316,6 +328,7 @@ pub async fn run(
         id,
         last_version: 0,
         last_sync: None,
+        resync_at: None,
         budget,
     };
     if !conn
@@ -333,18 +346,17 @@ pub async fn run(
         }
     }
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    let expiry = async move {
-        match expires {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
+    let expiry = sleep_until_some(expires);
     tokio::pin!(expiry);
     let mut alive = true;
     let outcome = loop {
         let step = tokio::select! {
             _ = shutdown.cancelled() => Outcome::Close(1001, "server shutting down"),
             _ = &mut expiry => Outcome::Close(1008, "credential expired"),
+            _ = sleep_until_some(conn.resync_at) => {
+                conn.resync_at = None;
+                conn.sync(false).await
+            }
             update = sub.next() => match update {
                 Some(u) => if conn.on_update(&u).await { Outcome::Open } else { Outcome::Gone },
                 None => Outcome::Gone,
@@ -390,6 +402,14 @@ pub async fn run(
 
 /// How long a closing connection keeps reading for the client's close reply.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
+/// Sleeps until `at`, or forever when there is none.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {

@@ -43,12 +43,7 @@ async fn connected_then_state_sync(b: Backend) {
 /// thousands of sockets to random ids were all accepted).
 async fn unknown_session_gets_session_not_found_and_close_1008(b: Backend) {
     let srv = TestServer::start(&b).await;
-    let mut ws = srv.ws(&new_id()).await;
-    ws.expect_type("CONNECTED").await;
-    let err = ws.expect_type("ERROR").await;
-    assert_eq!(err["code"], "SESSION_NOT_FOUND", "{err}");
-    let (code, _) = ws.expect_close(WS_WAIT).await;
-    assert_eq!(code, 1008);
+    srv.ws(&new_id()).await.expect_session_not_found().await;
 }
 
 async fn state_update_on_every_rest_change(b: Backend) {
