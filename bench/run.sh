@@ -83,7 +83,8 @@ trap 'exit 130' INT TERM
 start_server() {
   local name=$1 out=$WORK/$1.stdout err=$WORK/$1.stderr line
   shift
-  local flags=(--rate-limit-per-address 100000000 --max-ws-connections 50000 "$@")
+  local flags=(--max-ws-connections 50000)
+  if (($#)); then flags+=("$@"); else flags+=(--rate-limit-per-address 10000000); fi
   if [[ -n ${BENCH_REDIS_URL:-} ]]; then
     REDIS_URL=$BENCH_REDIS_URL RUST_LOG=${RUST_LOG:-warn} "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
   else
@@ -132,7 +133,7 @@ limits_cost() {
       if [[ $mode == off ]]; then
         start_server "limits-$mode-$round" --rate-limit-per-address 0 --rate-limit-per-session 0 --ws-messages-per-second 0
       else
-        start_server "limits-$mode-$round" --rate-limit-per-address 100000000
+        start_server "limits-$mode-$round" --rate-limit-per-address 10000000
       fi
       local pid=$SERVER_PID saved=$PID_A
       PID_A=$pid
