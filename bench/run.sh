@@ -13,7 +13,8 @@
 # BENCH_FANOUT_RATE (200), BENCH_SWITCH_RATE (30000, the paced switch run),
 # BENCH_TIMEOUT_SESSIONS (1000), BENCH_IDLE_WS (10000),
 # BENCH_THREADS (load generator threads, default: all CPUs),
-# BENCH_SCENARIOS ("idle-ws switch switch-rate get fanout timeouts"), BENCH_SKIP_BUILD=1,
+# BENCH_ATTACK_SWITCH_RATE (2000, the legitimate client of switch-attacked),
+# BENCH_SCENARIOS ("idle-ws switch switch-rate get fanout timeouts limits switch-attacked"), BENCH_SKIP_BUILD=1,
 # BENCH_SERVER_BIN / BENCH_BIN (binaries to use), BENCH_REDIS_URL,
 # BENCH_TARGET_DIR (default: $CARGO_TARGET_DIR or ./target).
 # Every JSON summary line is also appended to $BENCH_TARGET_DIR/bench/summary-<engine>.jsonl.
@@ -32,7 +33,8 @@ FANOUT_RATE=${BENCH_FANOUT_RATE:-200}
 TIMEOUT_SESSIONS=${BENCH_TIMEOUT_SESSIONS:-1000}
 IDLE_WS=${BENCH_IDLE_WS:-10000}
 SWITCH_RATE=${BENCH_SWITCH_RATE:-30000}
-SCENARIOS=${BENCH_SCENARIOS:-idle-ws switch switch-rate get fanout timeouts}
+ATTACK_SWITCH_RATE=${BENCH_ATTACK_SWITCH_RATE:-2000}
+SCENARIOS=${BENCH_SCENARIOS:-idle-ws switch switch-rate get fanout timeouts limits switch-attacked}
 ENGINE=memory
 [[ -n ${BENCH_REDIS_URL:-} ]] && ENGINE=redis
 
@@ -75,14 +77,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_server NAME: starts an instance; sets URL and SERVER_PID.
+# start_server NAME [FLAGS...]: starts an instance; sets URL and SERVER_PID.
+# Every load here comes from one address, so the per-address limit is raised
+# out of the way (the limiter still runs); `limits` measures it on vs off.
 start_server() {
   local name=$1 out=$WORK/$1.stdout err=$WORK/$1.stderr line
+  shift
+  local flags=(--max-ws-connections 50000)
+  if (($#)); then flags+=("$@"); else flags+=(--rate-limit-per-address 10000000); fi
   if [[ -n ${BENCH_REDIS_URL:-} ]]; then
-    REDIS_URL=$BENCH_REDIS_URL RUST_LOG=${RUST_LOG:-warn} "$SERVER" serve --port 0 --bind 127.0.0.1 >"$out" 2>"$err" &
+    REDIS_URL=$BENCH_REDIS_URL RUST_LOG=${RUST_LOG:-warn} "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
   else
     env -u REDIS_URL -u REDIS_CLUSTER_NODES -u DATABASE_URL RUST_LOG=${RUST_LOG:-warn} \
-      "$SERVER" serve --port 0 --bind 127.0.0.1 >"$out" 2>"$err" &
+      "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
   fi
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
@@ -102,6 +109,60 @@ start_server() {
   done
   URL=${BASH_REMATCH[1]}
   echo "== server $name ($ENGINE engine): $URL pid $SERVER_PID"
+}
+
+# stop_one PID: graceful stop of one extra server.
+stop_one() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# json_field NAME FILE: a number from the last scenario's JSON line.
+json_field() {
+  grep -o '^{"scenario".*' "$2" | grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2
+}
+
+# The cost of the limits (issue 13: at most 5% of switch throughput): closed-loop
+# switch against a server with every rate limit off, then one with them on
+# (per-session default, per-address raised so it never refuses), twice each,
+# alternating, on fresh servers.
+limits_cost() {
+  local round mode rps_off=() rps_on=()
+  for round in 1 2; do
+    for mode in off on; do
+      if [[ $mode == off ]]; then
+        start_server "limits-$mode-$round" --rate-limit-per-address 0 --rate-limit-per-session 0 --ws-messages-per-second 0
+      else
+        start_server "limits-$mode-$round" --rate-limit-per-address 10000000
+      fi
+      local pid=$SERVER_PID saved=$PID_A
+      PID_A=$pid
+      scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION"
+      PID_A=$saved
+      if [[ $mode == off ]]; then rps_off+=("$(json_field rps "$WORK/last.out")"); else rps_on+=("$(json_field rps "$WORK/last.out")"); fi
+      stop_one "$pid"
+    done
+  done
+  local off on cost
+  off=$(printf '%s\n' "${rps_off[@]}" | awk '{ s += $1 } END { printf "%.1f", s / NR }')
+  on=$(printf '%s\n' "${rps_on[@]}" | awk '{ s += $1 } END { printf "%.1f", s / NR }')
+  cost=$(awk -v a="$off" -v b="$on" 'BEGIN { printf "%.2f", (a - b) / a * 100 }')
+  echo "limits off ${rps_off[*]} switches/s, on ${rps_on[*]}: mean $off vs $on, cost $cost% (target <= 5%)"
+  printf '{"scenario":"limits-cost","off_rps":%s,"on_rps":%s,"cost_pct":%s}\n' "$off" "$on" "$cost" >>"$SUMMARY"
+}
+
+# A legitimate client's paced switch p99 with and without a slowloris +
+# junk-method attack from this machine (issue 13: within 2x).
+switch_attacked() {
+  local base attacked ratio
+  scenario switch --sessions 100 --concurrency 8 --duration "$DURATION" --rate "$ATTACK_SWITCH_RATE"
+  base=$(json_field p99_us "$WORK/last.out")
+  scenario switch --sessions 100 --concurrency 8 --duration "$DURATION" --rate "$ATTACK_SWITCH_RATE" --attack
+  attacked=$(json_field p99_us "$WORK/last.out")
+  [[ -n $base && -n $attacked ]] || return 0
+  ratio=$(awk -v a="$attacked" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
+  echo "switch p99 at $ATTACK_SWITCH_RATE/s: ${base} us unattacked, ${attacked} us under attack: ${ratio}x (target <= 2x)"
+  printf '{"scenario":"switch-attacked","p99_us":%s,"attacked_p99_us":%s,"ratio":%s}\n' "$base" "$attacked" "$ratio" >>"$SUMMARY"
 }
 
 # scenario ARGS...: runs the load generator, shows its output, keeps its JSON line.
@@ -168,6 +229,8 @@ for s in $SCENARIOS; do
     fi
     ;;
   timeouts) scenario timeouts --sessions "$TIMEOUT_SESSIONS" --min-bank-ms 1000 --max-bank-ms 2000 ;;
+  limits) limits_cost ;;
+  switch-attacked) switch_attacked ;;
   *)
     echo "bench: unknown scenario $s" >&2
     exit 2

@@ -94,6 +94,16 @@ pub struct RestArgs {
     /// concurrency / throughput by Little's law).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub rate: Option<u32>,
+    /// Run a slowloris + junk-method attack from this machine during the
+    /// measured window (see `--attack-slowloris`, `--attack-junk-rate`).
+    #[arg(long)]
+    pub attack: bool,
+    /// Slowloris connections of the attack (one header byte a second each).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub attack_slowloris: u32,
+    /// Junk-method requests per second of the attack (1 KB made-up methods).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub attack_junk_rate: u32,
 }
 
 /// Arguments of the WebSocket fan-out scenario.

@@ -90,6 +90,49 @@ pub struct ServeConfig {
     /// Seconds to wait for in-flight work on SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub shutdown_grace_seconds: u64,
+    /// Seconds a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open (hyper starts the timer when it waits
+    /// for the next request). Slowloris clients are cut off after this.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub http_header_timeout_seconds: u64,
+    /// Deadline of one HTTP request, body included (ms): past it the answer is
+    /// 503 SERVICE_UNAVAILABLE with `Retry-After`, whatever the request waited on.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub http_request_timeout_ms: u64,
+    /// Open HTTP connections at once (WebSockets count separately); more are
+    /// closed on accept. Lowered at startup to fit the descriptor limit.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Open WebSocket connections at once; more get 503 on upgrade.
+    #[arg(long, env = "MAX_WS_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_ws_connections: u64,
+    /// A WebSocket client that has not taken a message within this many ms is dropped.
+    #[arg(long, env = "WS_SEND_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub ws_send_timeout_ms: u64,
+    /// Client messages per second one WebSocket may send (burst: twice that); over
+    /// it: ERROR `RATE_LIMITED`, and close 1008 if it keeps on. 0 turns it off.
+    #[arg(long, env = "WS_MESSAGES_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub ws_messages_per_second: u32,
+    /// Requests per second one client address may send (burst: twice that); over
+    /// it: 429 `RATE_LIMITED` with `Retry-After`. 0 turns it off.
+    #[arg(long, env = "RATE_LIMIT_PER_ADDRESS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub rate_limit_per_address: u32,
+    /// Commands per second on one session (burst: twice that); over it: 429
+    /// `RATE_LIMITED` with `Retry-After`. 0 turns it off.
+    #[arg(long, env = "RATE_LIMIT_PER_SESSION", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub rate_limit_per_session: u32,
+    /// Header naming the client address, set by a trusted proxy (e.g.
+    /// `x-forwarded-for`). Unset (the default): the peer address is the client.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
+    /// Proxies in front of this server that append to TRUSTED_PROXY_HEADER: the
+    /// client is the entry this many places from the right.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub trusted_proxy_hops: u64,
+    /// Live sessions the memory engine holds at most; creates past it get 429
+    /// `QUOTA_EXCEEDED`. 0 turns it off.
+    #[arg(long, env = "MAX_LIVE_SESSIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    pub max_live_sessions: u64,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -121,7 +164,25 @@ impl ServeConfig {
         {
             return Err("DATABASE_URL must start with postgres:// or postgresql://".into());
         }
+        if let Some(h) = &self.trusted_proxy_header
+            && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            return Err(format!("TRUSTED_PROXY_HEADER {h:?} is not a header name"));
+        }
         Ok(())
+    }
+
+    /// The rate limits as configured.
+    pub fn rate_limits(&self) -> crate::limits::RateLimitConfig {
+        crate::limits::RateLimitConfig {
+            per_address: self.rate_limit_per_address,
+            per_session: self.rate_limit_per_session,
+            trusted_proxy_header: self
+                .trusted_proxy_header
+                .as_deref()
+                .and_then(|h| axum::http::HeaderName::from_bytes(h.as_bytes()).ok()),
+            trusted_proxy_hops: self.trusted_proxy_hops as usize,
+        }
     }
 }
 

@@ -19,6 +19,8 @@
 //! `engine` → `domain`. Nothing below `api` knows HTTP; the JSON wire form
 //! of request bodies lives in `api::requests`, and the domain validates a
 //! typed draft.
+//! - [`limits`]: rate-limit keys and limiters; [`listener`]: the HTTP
+//!   accept loop (connection cap, header timeout, bounded shutdown).
 //! - [`config`]: command-line / environment configuration.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`clock`]: the one place that reads the wall clock.
@@ -34,6 +36,8 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod protocol;
 pub mod service;

@@ -11,12 +11,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use synckairos::api::ws::WsLimits;
 use synckairos::api::{self, AppInner, AppState};
 use synckairos::audit::{self, Audit, AuditConfig};
 use synckairos::config::{Cli, Command, LogFormat, ServeConfig};
 use synckairos::engine::Engine;
 use synckairos::engine::memory::MemoryEngine;
 use synckairos::engine::redis::RedisConfig;
+use synckairos::limits::RateLimits;
+use synckairos::listener::{self, ListenConfig};
 use synckairos::metrics::Metrics;
 use synckairos::service::{Service, ServiceConfig};
 use tokio_util::sync::CancellationToken;
@@ -88,6 +91,33 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
         "session ttl: {} s, sweep every {} ms",
         cfg.session_ttl_seconds, cfg.sweep_interval_ms
     );
+    let off = |n: u32| {
+        if n == 0 {
+            "off".to_string()
+        } else {
+            format!("{n}/s")
+        }
+    };
+    println!(
+        "limits: {} per address (client address from {}), {} per session, {} WebSocket messages per connection",
+        off(cfg.rate_limit_per_address),
+        cfg.trusted_proxy_header
+            .as_deref()
+            .map_or("the peer".to_string(), |h| format!(
+                "{h}, {} hop(s)",
+                cfg.trusted_proxy_hops
+            )),
+        off(cfg.rate_limit_per_session),
+        off(cfg.ws_messages_per_second)
+    );
+    println!(
+        "caps: {} HTTP connections, {} WebSockets, {} live sessions (memory engine); header timeout {} s, request deadline {} ms",
+        cfg.max_connections,
+        cfg.max_ws_connections,
+        cfg.max_live_sessions,
+        cfg.http_header_timeout_seconds,
+        cfg.http_request_timeout_ms
+    );
     Ok(())
 }
 
@@ -143,11 +173,15 @@ async fn build_engine(
     match audit_cfg {
         Some(ac) => {
             let (tx, audit) = audit::start_for_memory(ac, &metrics.registry).map_err(audit_err)?;
-            let engine =
-                MemoryEngine::new(Some(tx)).with_dropped_metric(audit.metrics.dropped.clone());
+            let engine = MemoryEngine::new(Some(tx))
+                .with_dropped_metric(audit.metrics.dropped.clone())
+                .with_max_sessions(cfg.max_live_sessions as usize);
             Ok((Arc::new(engine), Some(audit)))
         }
-        None => Ok((Arc::new(MemoryEngine::new(None)), None)),
+        None => Ok((
+            Arc::new(MemoryEngine::new(None).with_max_sessions(cfg.max_live_sessions as usize)),
+            None,
+        )),
     }
 }
 
@@ -197,6 +231,20 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     service.spawn_sweeper(shutdown.clone());
     let tasks = TaskTracker::new();
+    let (max_connections, max_ws) = listener::fit_caps(
+        cfg.max_connections,
+        cfg.max_ws_connections,
+        listener::descriptor_limit(),
+    );
+    if (max_connections, max_ws) != (cfg.max_connections, cfg.max_ws_connections) {
+        tracing::warn!(
+            max_connections,
+            max_ws_connections = max_ws,
+            "connection caps lowered to fit the descriptor limit"
+        );
+    }
+    let rate_limits = RateLimits::new(cfg.rate_limits());
+    rate_limits.spawn_cleanup(Duration::from_secs(10), shutdown.clone());
     let app = AppState::new(AppInner {
         service,
         metrics,
@@ -206,12 +254,19 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .as_ref()
             .map(|a| a.history.clone() as Arc<dyn audit::History>),
         ws_ping_interval: Duration::from_secs(cfg.ws_ping_interval_seconds),
+        ws_limits: WsLimits::new(
+            max_ws as usize,
+            Duration::from_millis(cfg.ws_send_timeout_ms),
+            cfg.ws_messages_per_second,
+        ),
+        rate_limits,
+        request_timeout: Duration::from_millis(cfg.http_request_timeout_ms),
     });
     let addr = SocketAddr::new(cfg.bind, cfg.port);
-    let listener = tokio::net::TcpListener::bind(addr)
+    let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener
+    let local = tcp
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     let signalled = shutdown_signal();
@@ -219,19 +274,43 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     tracing::info!(%local, "synckairos serving");
     let router = api::router(app);
     let stop = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        signalled.await;
-        tracing::info!("shutdown requested: closing WebSockets and draining requests");
-        stop.cancel();
-    });
-    server.await.map_err(|e| format!("server error: {e}"))?;
-    tasks.close();
+    // One deadline for the whole shutdown: HTTP drain, WebSocket closes and
+    // the audit flush share SHUTDOWN_GRACE_SECONDS, whatever clients do.
     let grace = Duration::from_secs(cfg.shutdown_grace_seconds);
-    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+    let deadline = Arc::new(std::sync::OnceLock::new());
+    let started = Arc::clone(&deadline);
+    listener::serve(
+        tcp,
+        router,
+        ListenConfig {
+            header_timeout: Duration::from_secs(cfg.http_header_timeout_seconds),
+            max_connections: max_connections as usize,
+            grace,
+        },
+        async move {
+            signalled.await;
+            let _ = started.set(tokio::time::Instant::now() + grace);
+            tracing::info!("shutdown requested: closing WebSockets and draining requests");
+            stop.cancel();
+        },
+    )
+    .await;
+    let deadline = deadline
+        .get()
+        .copied()
+        .unwrap_or_else(|| tokio::time::Instant::now() + grace);
+    tasks.close();
+    if tokio::time::timeout_at(deadline, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some WebSocket connections did not close within the grace period");
     }
     if let Some(a) = &audit {
-        let left = a.handle.shutdown(grace).await;
+        let left = a
+            .handle
+            .shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
         if left > 0 {
             tracing::warn!(
                 unwritten = left,

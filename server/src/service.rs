@@ -66,6 +66,9 @@ pub enum ServiceError {
     /// Stored data was unreadable.
     #[error("internal error")]
     Internal(String),
+    /// A quota (named) is used up.
+    #[error("quota {0} exceeded")]
+    QuotaExceeded(&'static str),
 }
 
 impl From<EngineError> for ServiceError {
@@ -76,6 +79,7 @@ impl From<EngineError> for ServiceError {
             EngineError::VersionMismatch => ServiceError::Contention,
             EngineError::Unavailable(m) => ServiceError::Unavailable(m),
             EngineError::Corrupt(m) => ServiceError::Internal(m),
+            EngineError::QuotaExceeded(q) => ServiceError::QuotaExceeded(q),
         }
     }
 }
@@ -178,7 +182,9 @@ impl Service {
         let started = std::time::Instant::now();
         // Changes of one session made here queue instead of racing: each
         // starts from the state the previous one committed.
-        let _turn = self.changing.lock(id).await;
+        let _turn = self.changing.lock(id).await.map_err(|_| {
+            ServiceError::Unavailable("too many changes of this session are queued".into())
+        })?;
         let mut expired = None;
         let mut races = 0;
         // A cached copy may be stale: it is only trusted to commit (the

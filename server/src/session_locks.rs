@@ -31,15 +31,36 @@ pub struct SessionGuard {
     held: Held,
 }
 
+/// Most changes of one session waiting behind the one in progress. When
+/// the store is slow a burst would otherwise queue here without limit; past
+/// this a change is refused at once ([`Busy`]).
+pub const MAX_WAITERS: usize = 64;
+
+/// The session's queue is full: refuse the change (503, retry shortly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
 impl SessionLocks {
-    /// Waits (FIFO) until no other change of `id` is in progress here.
-    pub async fn lock(&self, id: Uuid) -> SessionGuard {
+    /// Waits (FIFO) until no other change of `id` is in progress here; [`Busy`]
+    /// when [`MAX_WAITERS`] changes already wait.
+    pub async fn lock(&self, id: Uuid) -> Result<SessionGuard, Busy> {
         let rx = {
             let mut held = self.held.lock();
             match held.get_mut(&id) {
                 None => {
                     held.insert(id, VecDeque::new());
                     None
+                }
+                Some(queue) if queue.len() >= MAX_WAITERS => {
+                    // Senders of cancelled waiters still count until a
+                    // handover skips them; drop those first.
+                    queue.retain(|tx| !tx.is_closed());
+                    if queue.len() >= MAX_WAITERS {
+                        return Err(Busy);
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    queue.push_back(tx);
+                    Some(rx)
                 }
                 Some(queue) => {
                     let (tx, rx) = oneshot::channel();
@@ -58,10 +79,10 @@ impl SessionLocks {
             let _ = waiting.rx.as_mut().expect("set above").await;
             waiting.rx = None;
         }
-        SessionGuard {
+        Ok(SessionGuard {
             id,
             held: Arc::clone(&self.held),
-        }
+        })
     }
 }
 
@@ -116,13 +137,13 @@ mod tests {
     async fn one_change_per_session_at_a_time_in_arrival_order() {
         let locks = Arc::new(SessionLocks::default());
         let id = Uuid::new_v4();
-        let first = locks.lock(id).await;
+        let first = locks.lock(id).await.unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut waiters = Vec::new();
         for n in 0..3 {
             let (l, order) = (Arc::clone(&locks), Arc::clone(&order));
             waiters.push(tokio::spawn(async move {
-                let _g = l.lock(id).await;
+                let _g = l.lock(id).await.unwrap();
                 order.lock().push(n);
             }));
             // Let waiter n queue before n + 1 is spawned.
@@ -151,10 +172,43 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_full_queue_refuses_at_once_and_frees_with_its_waiters() {
+        let locks = Arc::new(SessionLocks::default());
+        let id = Uuid::new_v4();
+        let first = locks.lock(id).await.unwrap();
+        let mut waiters = Vec::new();
+        for _ in 0..MAX_WAITERS {
+            let l = Arc::clone(&locks);
+            waiters.push(tokio::spawn(async move { l.lock(id).await.map(drop) }));
+        }
+        while locks.held.lock()[&id].len() < MAX_WAITERS {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            matches!(locks.lock(id).await, Err(Busy)),
+            "one more is refused"
+        );
+        // Cancelled waiters make room again.
+        let cancelled = waiters.pop().unwrap();
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        let extra = {
+            let l = Arc::clone(&locks);
+            tokio::spawn(async move { l.lock(id).await.map(drop) })
+        };
+        drop(first);
+        for w in waiters {
+            let _ = w.await;
+        }
+        assert_eq!(extra.await.unwrap(), Ok(()));
+        assert!(locks.held.lock().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiter_leaves_no_entry_behind() {
         let locks = SessionLocks::default();
         let id = Uuid::new_v4();
-        let held = locks.lock(id).await;
+        let held = locks.lock(id).await.unwrap();
         let waiting = tokio::time::timeout(Duration::from_millis(1), locks.lock(id)).await;
         assert!(waiting.is_err());
         drop(held);
@@ -165,7 +219,7 @@ mod tests {
     async fn a_waiter_cancelled_after_its_turn_came_passes_the_turn_on() {
         let locks = Arc::new(SessionLocks::default());
         let id = Uuid::new_v4();
-        let first = locks.lock(id).await;
+        let first = locks.lock(id).await.unwrap();
         let l = Arc::clone(&locks);
         let waiter = tokio::spawn(async move {
             let _g = l.lock(id).await;

@@ -18,6 +18,7 @@
 //! - [`host`]: free ports, scratch dirs, and the missing-tool rule (fail
 //!   under `CI=true`, skip with a printed line elsewhere).
 //! - [`stats`]: the one nearest-rank percentile.
+//! - [`hostile`]: RSS, a polite client and raw TCP for the hostile-client suite.
 //!
 //! Suites are written once as `async fn name(backend: Backend)` and
 //! instantiated per backend by [`backend_suite!`].
@@ -26,6 +27,7 @@ pub mod backend;
 pub mod checks;
 pub mod fixtures;
 pub mod host;
+pub mod hostile;
 pub mod http;
 pub mod postgres;
 pub mod redis;

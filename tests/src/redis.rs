@@ -175,6 +175,19 @@ impl RedisProcess {
         }
     }
 
+    /// SIGSTOP (`pause = true`) or SIGCONT: a Redis that is slow rather than
+    /// gone (connections stay open, nothing is answered).
+    pub fn pause(&self, pause: bool) {
+        let child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pid) = child.as_ref().map(Child::id) {
+            let sig = if pause { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: kill(2) on a child we spawned and have not reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, sig);
+            }
+        }
+    }
+
     /// SIGKILL: the server vanishes without saving.
     pub fn kill(&self) {
         if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -274,6 +287,11 @@ impl RedisServer {
     /// SIGKILL: the server vanishes without saving.
     pub fn kill(&self) {
         self.node.kill();
+    }
+
+    /// Stops (`true`) or continues the process: see [`RedisProcess::pause`].
+    pub fn pause(&self, pause: bool) {
+        self.node.pause(pause);
     }
 
     /// `SHUTDOWN SAVE`: writes the data to disk, then exits.

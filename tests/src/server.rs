@@ -155,6 +155,13 @@ impl ServerBuilder {
                 "RUST_LOG",
                 std::env::var("SYNCKAIROS_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            // The suites drive one session hundreds of times a second and
+            // fuzz a WebSocket with a burst of 120 messages: far past the
+            // per-session and per-connection defaults, which suit real
+            // clients (a chess or quiz client sends a few a second). The
+            // limits stay on, high; the hostile suite sets its own by flag.
+            .env("RATE_LIMIT_PER_SESSION", "100000")
+            .env("WS_MESSAGES_PER_SECOND", "100000")
             .envs(prov.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())

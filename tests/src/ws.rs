@@ -195,6 +195,16 @@ impl WsClient {
         }
     }
 
+    /// The answer to following a session that does not exist (API.md
+    /// "Limits"): CONNECTED, ERROR `SESSION_NOT_FOUND`, then close 1008.
+    pub async fn expect_session_not_found(&mut self) {
+        self.expect_type("CONNECTED").await;
+        let err = self.expect_type("ERROR").await;
+        assert_eq!(err["code"], "SESSION_NOT_FOUND", "{err}");
+        let (code, _) = self.expect_close(WS_WAIT).await;
+        assert_eq!(code, 1008, "close code after SESSION_NOT_FOUND");
+    }
+
     /// Sends a PING with `client_time` and returns the PONG.
     pub async fn ping(&mut self, client_time: i64) -> Value {
         self.send_json(&serde_json::json!({"type": "PING", "client_time": client_time}))

@@ -1,5 +1,6 @@
 //! One module per load scenario; each returns a [`crate::report::Report`].
 
+pub mod attack;
 pub mod fanout;
 pub mod idle_ws;
 pub mod rest;

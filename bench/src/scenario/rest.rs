@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,6 +20,7 @@ use crate::cli::RestArgs;
 use crate::http::{HttpConn, ReqSpec, Target, count_error, error_kind};
 use crate::report::Report;
 use crate::scenario::LONG_BANK_MS;
+use crate::scenario::attack::Attack;
 use crate::stats::Dist;
 use crate::sys::CpuMeter;
 
@@ -138,6 +140,11 @@ pub async fn run(
         )
     );
 
+    // The attack starts with the warm-up, so the measured window sees it
+    // in its steady state.
+    let mut attack = args
+        .attack
+        .then(|| Attack::start(target.addr, args.attack_slowloris, args.attack_junk_rate));
     tokio::time::sleep_until(measure_start).await;
     let cpu = CpuMeter::start(server_pid);
     let mut samples = Vec::new();
@@ -152,6 +159,13 @@ pub async fn run(
         finished = finished.max(r.finished);
     }
     let (server_cpu, bench_cpu) = cpu.stop();
+    let attack_counts = attack.as_mut().map(|a| {
+        a.stop();
+        (
+            a.counts.slowloris_opened.load(Ordering::Relaxed),
+            a.counts.junk_sent.load(Ordering::Relaxed),
+        )
+    });
     let elapsed = finished.saturating_duration_since(measure_start);
     let ok = samples.len() as u64;
     let err_total: u64 = errors.values().sum();
@@ -165,6 +179,9 @@ pub async fn run(
         .param("concurrency", c)
         .param("duration_s", args.duration.as_secs_f64())
         .param("rate", args.rate)
+        .param("attack", args.attack)
+        .result("attack_slowloris_opened", attack_counts.map(|c| c.0))
+        .result("attack_junk_sent", attack_counts.map(|c| c.1))
         .result("ok", ok)
         .result("errors_total", err_total)
         .result("elapsed_s", round3(elapsed.as_secs_f64()))

@@ -45,6 +45,9 @@ fn app() -> AppState {
         tasks: TaskTracker::new(),
         history: None,
         ws_ping_interval: Duration::from_secs(30),
+        ws_limits: crate::api::ws::WsLimits::default(),
+        rate_limits: crate::limits::RateLimits::new(Default::default()),
+        request_timeout: Duration::from_secs(10),
     })
 }
 

@@ -7,6 +7,7 @@
 
 use crate::audit::AuditError;
 use crate::domain::{DomainError, FieldError};
+use crate::limits::RetryAfter;
 use crate::service::ServiceError;
 use axum::Json;
 use axum::extract::{MatchedPath, Request};
@@ -48,6 +49,14 @@ pub enum ApiError {
     AuditUnavailable(String),
     /// 500 INTERNAL_ERROR; holds the cause (logged).
     Internal(String),
+    /// 429 RATE_LIMITED with `Retry-After`.
+    RateLimited(RetryAfter),
+    /// 429 QUOTA_EXCEEDED naming the quota (`details.quota`).
+    QuotaExceeded(&'static str),
+    /// 503 SERVICE_UNAVAILABLE: the request missed its deadline.
+    Deadline,
+    /// 503 SERVICE_UNAVAILABLE: a per-instance capacity (named) is full.
+    AtCapacity(&'static str),
 }
 
 /// The error body schema (`{"error": {...}}`).
@@ -114,6 +123,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::Conflict("too many concurrent changes to this session; retry".into())
             }
             ServiceError::Unavailable(m) => ApiError::Unavailable(m),
+            ServiceError::QuotaExceeded(q) => ApiError::QuotaExceeded(q),
             ServiceError::Internal(m) => ApiError::Internal(m),
         }
     }
@@ -130,6 +140,9 @@ impl ApiError {
             }
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%method, %route, error = %cause, "state store unavailable");
+            }
+            ApiError::Deadline => {
+                tracing::warn!(%method, %route, "request missed its deadline");
             }
             ApiError::AuditUnavailable(cause) => {
                 tracing::warn!(%method, %route, error = %cause, "audit history read failed");
@@ -223,6 +236,30 @@ impl IntoResponse for ApiError {
                 "internal error".to_string(),
                 None,
             ),
+            ApiError::RateLimited(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                format!("too many requests; retry in {} s", wait.seconds()),
+                Some(json!({"retry_after_seconds": wait.seconds()})),
+            ),
+            ApiError::QuotaExceeded(quota) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "QUOTA_EXCEEDED",
+                format!("quota {quota} is used up"),
+                Some(json!({"quota": quota})),
+            ),
+            ApiError::Deadline => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "the request did not complete within its deadline; retry shortly".to_string(),
+                None,
+            ),
+            ApiError::AtCapacity(what) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                format!("this instance is at capacity ({what}); retry shortly"),
+                Some(json!({"capacity": what})),
+            ),
         };
         let body = ErrorBody {
             error: ErrorDetail {
@@ -232,9 +269,15 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match &self {
+            ApiError::RateLimited(wait) => Some(wait.seconds()),
+            ApiError::QuotaExceeded(_) => Some(60),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        };
+        if let Some(s) = retry_after {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp.extensions_mut().insert(self);
         resp

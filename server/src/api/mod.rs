@@ -21,14 +21,17 @@ pub mod system;
 pub mod ws;
 
 use crate::audit::History;
+use crate::limits::{RateKey, RateLimits, client_address};
 use crate::metrics::Metrics;
 use crate::service::Service;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use error::ApiError;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -67,6 +70,12 @@ pub struct AppInner {
     pub history: Option<Arc<dyn History>>,
     /// How often WebSocket clients are pinged.
     pub ws_ping_interval: Duration,
+    /// The WebSocket limits.
+    pub ws_limits: ws::WsLimits,
+    /// Per-address and per-session rate limits.
+    pub rate_limits: Arc<RateLimits>,
+    /// Deadline of one HTTP request (body included).
+    pub request_timeout: Duration,
 }
 
 /// The OpenAPI document, collected from the handlers.
@@ -245,9 +254,58 @@ impl utoipa::Modify for ModeRules {
     }
 }
 
+/// The method as a metric label: one of the standard methods, else
+/// `other`. Labels only ever come from bounded sets (a method is client
+/// text of any length; as a label, 200 made-up ones grew `/metrics` by
+/// hundreds of megabytes).
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Middleware: the per-address rate limit (429 `RATE_LIMITED` with
+/// `Retry-After`). `/health` and `/ready` are exempt so probes never fail
+/// because a client on the same address misbehaves.
+async fn limit_rate(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let exempt = matches!(req.uri().path(), "/health" | "/ready");
+    if !exempt && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        let cfg = &app.rate_limits.config;
+        let addr = client_address(
+            req.headers(),
+            peer.ip(),
+            cfg.trusted_proxy_header.as_ref(),
+            cfg.trusted_proxy_hops,
+        );
+        if let Err(wait) = app.rate_limits.check(&RateKey::Address(addr)) {
+            return ApiError::RateLimited(wait).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Middleware: the request deadline. Whatever a request waits on (a slow
+/// body, a slow store, a queue), past the deadline it is answered 503
+/// SERVICE_UNAVAILABLE with `Retry-After` and its work is dropped.
+async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(app.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::Deadline.into_response(),
+    }
+}
+
 async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let started = Instant::now();
     let resp = next.run(req).await;
     const CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -258,7 +316,7 @@ async fn track(State(app): State<AppState>, req: Request, next: Next) -> Respons
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     app.metrics
         .http_seconds
-        .with_label_values(&[route, method.as_str(), class])
+        .with_label_values(&[route, method, class])
         .observe(started.elapsed().as_secs_f64());
     resp
 }
@@ -301,6 +359,8 @@ pub fn router(app: AppState) -> Router {
         .merge(demo::routes())
         .fallback(no_route)
         .layer(middleware::from_fn(error::log_errors))
+        .layer(middleware::from_fn_with_state(app.clone(), deadline))
+        .layer(middleware::from_fn_with_state(app.clone(), limit_rate))
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }

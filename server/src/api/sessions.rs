@@ -7,6 +7,7 @@ use super::error::{ApiError, ErrorBody};
 use super::requests::{CreateSessionBody, SwitchBody};
 use crate::audit::HistoryPage;
 use crate::domain::{Command, Millis, RenderedParticipant, Status, SwitchArgs, SyncState, time};
+use crate::limits::RateKey;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -121,7 +122,16 @@ pub async fn get(
     Ok(data(StatusCode::OK, state))
 }
 
+/// The per-session command rate limit (429 `RATE_LIMITED`): a burst of
+/// commands on one session cannot monopolise its queue or the store.
+fn admit_command(app: &AppState, id: Uuid) -> Result<(), ApiError> {
+    app.rate_limits
+        .check(&RateKey::Session(id))
+        .map_err(ApiError::RateLimited)
+}
+
 async fn simple(app: AppState, id: Uuid, cmd: Command) -> Result<Response, ApiError> {
+    admit_command(&app, id)?;
     let out = app.service.command(id, cmd).await?;
     Ok(data(StatusCode::OK, out.state))
 }
@@ -217,6 +227,7 @@ pub async fn switch(
     SessionId(id): SessionId,
     JsonBody(body): JsonBody<SwitchBody>,
 ) -> Result<Response, ApiError> {
+    admit_command(&app, id)?;
     let args = SwitchArgs::from(body.unwrap_or_default());
     let out = app.service.command(id, Command::Switch(args)).await?;
     let s = out.state;

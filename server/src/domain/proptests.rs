@@ -249,6 +249,58 @@ proptest! {
         }
     }
 
+    /// Issue 13: `increment_ms` without `max_time_ms` let fast switches push
+    /// banks past 24 h, so the session never expired. Whatever the banks,
+    /// increment and switch timing, no bank grows past 86,400,000 ms.
+    #[test]
+    fn increments_never_push_a_bank_past_24h(
+        mode in prop_oneof![Just(SyncMode::PerParticipant), Just(SyncMode::PerGroup)],
+        bank in 1_000i64..=86_400_000,
+        inc in 0i64..=60_000,
+        gaps in prop::collection::vec(0i64..100, 1..200),
+    ) {
+        let participants = (0..2)
+            .map(|i| ParticipantDraft { group_id: Some(format!("g{i}")), ..ParticipantDraft::new(format!("p{i}")) })
+            .collect();
+        let draft = SessionDraft { increment_ms: Some(inc), ..SessionDraft::new(uuid(), mode, bank, participants) };
+        let mut s = CreateSpec::validate(draft).unwrap().into_session(0);
+        s = apply(&s, &Command::Start, 0).unwrap().next;
+        let mut now = 0;
+        for gap in gaps {
+            now += gap;
+            s = apply(&s, &Command::Switch(SwitchArgs::default()), now).unwrap().next;
+            let banks = s.participants.iter().map(|p| p.bank_ms).chain(s.groups.iter().map(|g| g.bank_ms));
+            for b in banks {
+                prop_assert!(b <= 86_400_000, "bank {} after a switch at {}", b, now);
+            }
+        }
+    }
+
+    /// The stored-state cap names the field that crosses it: an oversized
+    /// `action_on_timeout` on its own, else `participants` once the three
+    /// together exceed [`spec::MAX_STATE_BYTES`].
+    #[test]
+    fn the_stored_state_cap_names_its_field(
+        mut d in session_draft(), action_kb in 0usize..40, ids in 0usize..1000, id_len in 1usize..=128,
+    ) {
+        let mut extra = serde_json::Map::new();
+        extra.insert("x".into(), json!("a".repeat(action_kb * 1024)));
+        d.action_on_timeout = Some(TimeoutAction { kind: TimeoutKind::EndSession, extra });
+        d.sync_mode = SyncMode::PerParticipant;
+        d.participants = (0..ids.max(1)).map(|i| ParticipantDraft::new(format!("{i:0>id_len$}"))).collect();
+        let action = serde_json::to_vec(d.action_on_timeout.as_ref().unwrap()).unwrap().len();
+        let participants: usize = d.participants.iter().map(|p| p.participant_id.len() + spec::PARTICIPANT_OVERHEAD_BYTES).sum();
+        let total = 2 + action + participants;
+        match CreateSpec::validate(d) {
+            Ok(_) => prop_assert!(action <= spec::MAX_TIMEOUT_ACTION_BYTES && total <= spec::MAX_STATE_BYTES),
+            Err(e) if action > spec::MAX_TIMEOUT_ACTION_BYTES => prop_assert_eq!(e.field, "action_on_timeout"),
+            Err(e) => {
+                prop_assert!(total > spec::MAX_STATE_BYTES, "refused under the cap: {:?}", e);
+                prop_assert_eq!(e.field, "participants");
+            }
+        }
+    }
+
     #[test]
     fn stored_form_round_trips(draft in session_draft()) {
         let s = CreateSpec::validate(draft).unwrap().into_session(5);

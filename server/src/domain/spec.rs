@@ -21,6 +21,15 @@ pub const MAX_PARTICIPANTS: usize = 1_000;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Longest participant or group id.
 pub const MAX_ID_LEN: usize = 128;
+/// Serialized `action_on_timeout` size cap (its client extras are echoed in
+/// every TIME_EXPIRED and read).
+pub const MAX_TIMEOUT_ACTION_BYTES: usize = 16 * 1024;
+/// Cap of a session's client-supplied stored state: metadata,
+/// `action_on_timeout` and participants together (see [`stored_size`]).
+pub const MAX_STATE_BYTES: usize = 128 * 1024;
+/// What one participant costs in [`stored_size`] besides its ids (its
+/// numbers and field names, as stored).
+pub const PARTICIPANT_OVERHEAD_BYTES: usize = 64;
 
 /// A violation that names the offending field, so clients can fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +172,25 @@ pub fn valid_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
 }
 
+fn json_size<T: serde::Serialize>(v: &T) -> usize {
+    serde_json::to_vec(v).map_or(usize::MAX, |b| b.len())
+}
+
+/// The bytes a session's client-supplied state takes: serialized metadata
+/// and `action_on_timeout`, plus each participant's ids and a fixed
+/// overhead. Capped by [`MAX_STATE_BYTES`], so every session read, written
+/// and broadcast has a known worst-case size.
+pub fn stored_size(metadata: usize, action: usize, participants: &[CreateParticipant]) -> usize {
+    participants
+        .iter()
+        .map(|p| {
+            p.participant_id.len()
+                + p.group_id.as_ref().map_or(0, String::len)
+                + PARTICIPANT_OVERHEAD_BYTES
+        })
+        .fold(metadata.saturating_add(action), usize::saturating_add)
+}
+
 fn in_range(n: i64, field: &str, lo: i64, hi: i64) -> Result<i64, FieldError> {
     if n < lo || n > hi {
         return Err(FieldError::new(
@@ -239,13 +267,18 @@ impl CreateSpec {
             opt_in_range(d.increment_ms, "increment_ms", 0, MAX_INCREMENT_MS)?.unwrap_or(0);
         let max_time_ms = opt_in_range(d.max_time_ms, "max_time_ms", lo, hi)?;
         let metadata = Value::Object(d.metadata.unwrap_or_default());
-        let size = serde_json::to_vec(&metadata)
-            .map(|b| b.len())
-            .unwrap_or(usize::MAX);
+        let size = json_size(&metadata);
         if size > MAX_METADATA_BYTES {
             return Err(FieldError::new(
                 "metadata",
                 format!("must be at most {MAX_METADATA_BYTES} bytes serialized"),
+            ));
+        }
+        let action_size = d.action_on_timeout.as_ref().map_or(0, json_size);
+        if action_size > MAX_TIMEOUT_ACTION_BYTES {
+            return Err(FieldError::new(
+                "action_on_timeout",
+                format!("must be at most {MAX_TIMEOUT_ACTION_BYTES} bytes serialized"),
             ));
         }
         if d.participants.is_empty() || d.participants.len() > MAX_PARTICIPANTS {
@@ -275,6 +308,14 @@ impl CreateSpec {
                     format!("participant_index {} appears twice", p.participant_index),
                 ));
             }
+        }
+        if stored_size(size, action_size, &participants) > MAX_STATE_BYTES {
+            return Err(FieldError::new(
+                "participants",
+                format!(
+                    "with metadata and action_on_timeout, the session's stored state must be at most {MAX_STATE_BYTES} bytes"
+                ),
+            ));
         }
         participants.sort_by_key(|p| p.participant_index);
         Ok(CreateSpec {

@@ -367,7 +367,10 @@ fn end_turn(n: &mut Session, pos: usize) {
         return;
     }
     let inc = n.increment_ms;
-    let cap = n.max_time_ms;
+    // Increments never push a bank past `max_time_ms`, nor past the largest
+    // bank a client may ask for (24 h): a session whose banks only grow
+    // would otherwise never expire.
+    let cap = n.max_time_ms.unwrap_or(super::spec::BANK_RANGE.1);
     let bank = match n.sync_mode {
         SyncMode::PerGroup => match group_index_of(n, pos) {
             Some(gi) => &mut n.groups[gi].bank_ms,
@@ -375,10 +378,7 @@ fn end_turn(n: &mut Session, pos: usize) {
         },
         _ => &mut n.participants[pos].bank_ms,
     };
-    *bank += inc;
-    if let Some(cap) = cap {
-        *bank = (*bank).min(cap);
-    }
+    *bank = bank.saturating_add(inc).min(cap);
     if *bank <= 0 {
         mark_expired(n, pos);
     }

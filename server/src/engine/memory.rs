@@ -29,7 +29,12 @@ pub struct MemoryEngine {
     hub: Hub,
     audit: Option<mpsc::Sender<AuditEvent>>,
     dropped: Dropped,
+    /// Most sessions held at once (0: no quota).
+    max_sessions: usize,
 }
+
+/// The name of the memory engine's live-session quota in a 429 `QUOTA_EXCEEDED`.
+pub const INSTANCE_QUOTA: &str = "live_sessions_per_instance";
 
 /// Audit events lost to a full queue: counted (the audit metric when one is
 /// given) and reported in at most one warning per [`WARN_EVERY`], so a
@@ -74,7 +79,33 @@ impl MemoryEngine {
             hub: Hub::new(),
             audit,
             dropped: Dropped::default(),
+            max_sessions: 0,
         }
+    }
+
+    /// Caps the sessions held at once: a create past it is refused with
+    /// [`EngineError::QuotaExceeded`] (memory is the only store here, and a
+    /// client creating sessions in a loop would otherwise exhaust it).
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// Whether one more session fits; expired ones are dropped first when
+    /// the count says no (they would go at their next read anyway).
+    fn has_room(&self) -> bool {
+        if self.max_sessions == 0 {
+            return true;
+        }
+        let count = |s: &Self| s.shards.iter().map(|m| m.lock().len()).sum::<usize>();
+        if count(self) < self.max_sessions {
+            return true;
+        }
+        let now = now_ms();
+        for shard in &self.shards {
+            shard.lock().retain(|_, s| s.expire_at_ms > now);
+        }
+        count(self) < self.max_sessions
     }
 
     /// Counts audit events dropped on a full queue in `dropped` (the audit
@@ -120,6 +151,9 @@ impl Engine for MemoryEngine {
     }
 
     async fn create(&self, c: Commit<'_>) -> Result<(), EngineError> {
+        if !self.has_room() {
+            return Err(EngineError::QuotaExceeded(INSTANCE_QUOTA));
+        }
         {
             let now = now_ms();
             let mut map = self.shard(&c.session.session_id).lock();

@@ -117,6 +117,9 @@ pub enum EngineError {
     /// Stored data could not be read.
     #[error("stored data unreadable: {0}")]
     Corrupt(String),
+    /// A create past a configured quota; holds the quota's name.
+    #[error("quota {0} exceeded")]
+    QuotaExceeded(&'static str),
 }
 
 /// A fresh [`Session::incarnation`] for a create: random, never 0.

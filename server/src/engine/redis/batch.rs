@@ -31,6 +31,12 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 /// Most commits in one script call (bounds its run time inside Redis).
 pub const MAX_BATCH: usize = 128;
 
+/// Most commits waiting for the worker. When Redis is slow the window stays
+/// full and commits would queue without limit; past this they fail at once
+/// (the client gets 503 with `Retry-After`) instead of waiting and holding
+/// memory.
+pub const MAX_QUEUED: usize = 1024;
+
 /// One queued commit: its keys and arguments in `commit.lua`'s order.
 struct Job {
     bucket: u32,
@@ -41,7 +47,7 @@ struct Job {
 
 /// The queue in front of the commit worker (dropping it stops the worker).
 pub struct Batcher {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// What the worker needs to send a batch.
@@ -62,7 +68,7 @@ impl Batcher {
             clustered,
             sizes,
         });
-        let (jobs, rx) = mpsc::unbounded_channel();
+        let (jobs, rx) = mpsc::channel(MAX_QUEUED);
         tokio::spawn(run(rx, sender, Arc::new(Semaphore::new(window.max(1)))));
         Batcher { jobs }
     }
@@ -82,8 +88,15 @@ impl Batcher {
             args,
             reply,
         };
-        if self.jobs.send(job).is_err() {
-            return Err(stopped());
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(Error::new(
+                    ErrorKind::Backpressure,
+                    "commit queue full (Redis is slow)",
+                ));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(stopped()),
         }
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
@@ -93,7 +106,7 @@ fn stopped() -> Error {
     Error::new(ErrorKind::Canceled, "commit worker stopped")
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Job>, sender: Arc<Sender>, window: Arc<Semaphore>) {
+async fn run(mut rx: mpsc::Receiver<Job>, sender: Arc<Sender>, window: Arc<Semaphore>) {
     let mut next_client = 0usize;
     while let Some(first) = rx.recv().await {
         let Ok(permit) = Arc::clone(&window).acquire_owned().await else {

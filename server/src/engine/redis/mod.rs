@@ -43,6 +43,7 @@ mod config;
 mod connect;
 mod engine;
 pub mod keys;
+mod op_queue;
 pub mod outbox;
 pub mod pubsub;
 mod watchdog;

@@ -23,6 +23,7 @@
 //!   no client keeps a stale clock. A session that never existed (a client
 //!   waiting for it to be created) is left alone.
 
+use super::op_queue::{Op, OpQueue};
 use super::{codec, keys};
 use crate::clock::now_ms;
 use crate::domain::{Session, SyncState};
@@ -38,17 +39,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
-
-/// What the worker is asked to do.
-#[derive(Debug)]
-enum Op {
-    /// The local interest in a session may have changed.
-    Changed(Uuid),
-    /// Broadcast may have had a gap: resubscribe everything and resync.
-    Resync(&'static str),
-}
 
 /// Reads a session's current state; the engine's `load` without the
 /// pending wait (the worker must not wait for itself).
@@ -71,7 +63,7 @@ pub struct PubSubMetrics {
 
 /// Tells the worker about first/last local subscribers (installed in the hub).
 struct Listener {
-    ops: mpsc::UnboundedSender<Op>,
+    ops: Arc<OpQueue>,
     pending: Arc<Mutex<HashMap<Uuid, watch::Sender<bool>>>>,
 }
 
@@ -98,7 +90,7 @@ pub struct PubSub {
     pending: Arc<Mutex<HashMap<Uuid, watch::Sender<bool>>>>,
     known: Known,
     hub: Hub,
-    ops: mpsc::UnboundedSender<Op>,
+    ops: Arc<OpQueue>,
     ready_timeout: Duration,
 }
 
@@ -114,11 +106,12 @@ impl PubSub {
         ready_timeout: Duration,
         events: Vec<GapSignal>,
     ) -> Arc<PubSub> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let tx = Arc::new(OpQueue::default());
+        let rx = Arc::clone(&tx);
         let pending = Arc::new(Mutex::new(HashMap::new()));
         let known: Known = Arc::new(Mutex::new(HashSet::new()));
         hub.set_listener(Arc::new(Listener {
-            ops: tx.clone(),
+            ops: Arc::clone(&tx),
             pending: Arc::clone(&pending),
         }));
         spawn_pump(
@@ -126,10 +119,10 @@ impl PubSub {
             hub.clone(),
             Arc::clone(&known),
             metrics.clone(),
-            tx.clone(),
+            Arc::clone(&tx),
         );
         for signal in events {
-            spawn_gap_watch(signal, tx.clone());
+            spawn_gap_watch(signal, Arc::clone(&tx));
         }
         let worker = Worker {
             sub,
@@ -172,6 +165,14 @@ impl PubSub {
     }
 }
 
+impl Drop for PubSub {
+    /// The worker ends with the engine (it would otherwise hold the
+    /// subscriber connection forever).
+    fn drop(&mut self) {
+        self.ops.close();
+    }
+}
+
 /// A source of "messages may have been lost" events.
 pub enum GapSignal {
     /// A client reconnected.
@@ -183,7 +184,7 @@ pub enum GapSignal {
     ),
 }
 
-fn spawn_gap_watch(signal: GapSignal, tx: mpsc::UnboundedSender<Op>) {
+fn spawn_gap_watch(signal: GapSignal, tx: Arc<OpQueue>) {
     match signal {
         GapSignal::Reconnect(rx, why) => watch_events(rx, why, tx),
         GapSignal::ClusterChange(rx, why) => watch_events(rx, why, tx),
@@ -194,11 +195,11 @@ fn spawn_gap_watch(signal: GapSignal, tx: mpsc::UnboundedSender<Op>) {
 fn watch_events<T: Clone + Send + 'static>(
     mut rx: broadcast::Receiver<T>,
     why: &'static str,
-    tx: mpsc::UnboundedSender<Op>,
+    tx: Arc<OpQueue>,
 ) {
     tokio::spawn(async move {
         while !matches!(rx.recv().await, Err(broadcast::error::RecvError::Closed)) {
-            if tx.send(Op::Resync(why)).is_err() {
+            if !tx.send(Op::Resync(why)) {
                 break;
             }
         }
@@ -211,7 +212,7 @@ fn spawn_pump(
     hub: Hub,
     known: Known,
     metrics: PubSubMetrics,
-    ops: mpsc::UnboundedSender<Op>,
+    ops: Arc<OpQueue>,
 ) {
     tokio::spawn(async move {
         loop {
@@ -265,16 +266,16 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Op>) {
+    async fn run(mut self, rx: Arc<OpQueue>) {
         let mut changed = Vec::new();
         let mut resync: Option<&'static str> = None;
         while let Some(op) = rx.recv().await {
             Self::note(op, &mut changed, &mut resync);
-            while let Ok(op) = rx.try_recv() {
+            while let Some(op) = rx.try_recv() {
                 Self::note(op, &mut changed, &mut resync);
             }
             if let Some(why) = resync.take() {
-                self.resync_until_done(why, &mut rx, &mut changed).await;
+                self.resync_until_done(why, &rx, &mut changed).await;
             }
             if !changed.is_empty() {
                 let ids = std::mem::take(&mut changed);
@@ -284,7 +285,7 @@ impl Worker {
                 }
                 self.release_pending(&ids);
                 if let Some(why) = resync.take() {
-                    self.resync_until_done(why, &mut rx, &mut changed).await;
+                    self.resync_until_done(why, &rx, &mut changed).await;
                 }
             }
         }
@@ -347,12 +348,12 @@ impl Worker {
     async fn resync_until_done(
         &mut self,
         why: &'static str,
-        rx: &mut mpsc::UnboundedReceiver<Op>,
+        rx: &OpQueue,
         changed: &mut Vec<Uuid>,
     ) {
         let mut backoff = MIN_BACKOFF;
         loop {
-            while let Ok(op) = rx.try_recv() {
+            while let Some(op) = rx.try_recv() {
                 if let Op::Changed(id) = op {
                     changed.push(id);
                 }
