@@ -2,13 +2,13 @@
 //! memory engine's queue consumer driven by the real service, idempotent
 //! redelivery, and a PostgreSQL outage while commits continue.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synckairos::audit::store::AuditStore;
 use synckairos::audit::{self, AuditConfig, AuditMetrics, start_memory_writer};
 use synckairos::domain::{Command, CreateSpec, EventKind, SwitchArgs};
-use synckairos::engine::AuditEvent;
+use synckairos::engine::{AuditEvent, StateJson};
 use synckairos::engine::memory::MemoryEngine;
 use synckairos::metrics::Metrics;
 use synckairos::service::{Service, ServiceConfig};
@@ -203,14 +203,14 @@ async fn every_change_of_a_scripted_session_is_stored_once_in_version_order() {
 
 fn event(id: Uuid, version: u64, kind: EventKind, at_ms: i64) -> AuditEvent {
     let state = if kind == EventKind::SessionDeleted {
-        Value::Null
+        None
     } else {
-        json!({
+        StateJson::of(&json!({
             "session_id": id, "sync_mode": "global", "status": "running", "version": version,
             "total_time_ms": 1000, "increment_ms": 0, "auto_advance": false,
             "participants": [{"participant_id": "p", "participant_index": 0, "cycle_count": version}],
             "created_at": "2026-11-25T10:00:00.000Z", "metadata": {}
-        })
+        }))
     };
     AuditEvent {
         session_id: id,
@@ -285,7 +285,9 @@ async fn a_rejected_event_does_not_block_the_rest() {
         start_memory_writer(AuditConfig::new(&url), metrics.clone()).expect("writer");
     let (good, bad) = (Uuid::new_v4(), Uuid::new_v4());
     let mut poison = event(bad, 1, EventKind::SessionCreated, 1_764_064_800_000);
-    poison.state["sync_mode"] = json!("no_such_mode");
+    let mut state = poison.state.as_ref().expect("a state").to_value();
+    state["sync_mode"] = json!("no_such_mode");
+    poison.state = StateJson::of(&state);
     tx.send(event(good, 1, EventKind::SessionCreated, 1_764_064_800_000))
         .await
         .expect("send");

@@ -113,8 +113,7 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         commits,
         delete,
         audit: cfg.audit,
-        outbox_max_len: cfg.outbox_max_len.max(1).to_string(),
-        outbox_cap: cfg.outbox_max_len,
+        outbox_high_water: cfg.outbox_max_len,
         errors,
         cache: cache::SessionCache::new(cfg.cache_sessions),
     }))

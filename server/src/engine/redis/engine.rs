@@ -29,10 +29,9 @@ pub struct RedisEngine {
     pub(super) commits: batch::Batcher,
     pub(super) delete: Script,
     pub(super) audit: bool,
-    /// `XADD MAXLEN ~` as the scripts take it.
-    pub(super) outbox_max_len: String,
-    /// The configured outbox cap, for the consumer's near-cap warning.
-    pub(super) outbox_cap: u64,
+    /// Per-stream outbox length past which the consumer raises its
+    /// high-water signal (nothing is trimmed).
+    pub(super) outbox_high_water: u64,
     pub(super) errors: IntCounterVec,
     pub(super) cache: cache::SessionCache,
 }
@@ -76,7 +75,7 @@ impl RedisEngine {
     /// The engine's audit outbox streams, for the audit consumer (read
     /// through one of the engine's connections).
     pub fn outbox(&self) -> Arc<dyn Outbox> {
-        Arc::new(RedisOutbox::new(self.client().clone(), self.outbox_cap))
+        Arc::new(RedisOutbox::new(self.client().clone(), self.outbox_high_water))
     }
 
     fn stored(session: &Session) -> Result<Value, EngineError> {
@@ -207,7 +206,6 @@ impl Engine for RedisEngine {
             Value::from(keys::member(&id, c.session.version)),
             Value::from(c.deadline_ms.map(|d| d.to_string()).unwrap_or_default()),
             Value::from(codec::encode_audit(c.audit.as_ref())?),
-            Value::from(self.outbox_max_len.as_str()),
             Value::from(keys::channel(&id)),
             encode_update(c.update.as_ref()),
         ];
@@ -236,7 +234,6 @@ impl Engine for RedisEngine {
             Value::from(keys::member(&id, c.session.version)),
             Value::from(c.deadline_ms.map(|d| d.to_string()).unwrap_or_default()),
             Value::from(codec::encode_audit(c.audit.as_ref())?),
-            Value::from(self.outbox_max_len.as_str()),
             Value::from(keys::channel(&id)),
             encode_update(c.update.as_ref()),
         ];
@@ -277,7 +274,6 @@ impl Engine for RedisEngine {
         let args = vec![
             Value::from(id.to_string()),
             Value::from(codec::encode_audit(audit.as_ref())?),
-            Value::from(self.outbox_max_len.as_str()),
             Value::from(keys::channel(&id)),
             encode_update(Some(&update)),
         ];
