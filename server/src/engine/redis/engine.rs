@@ -32,6 +32,8 @@ pub struct RedisEngine {
     /// Per-stream outbox length past which the consumer raises its
     /// high-water signal (nothing is trimmed).
     pub(super) outbox_high_water: u64,
+    /// The audit consumer's own connection (None without an audit trail).
+    pub(super) outbox_client: Option<Client>,
     pub(super) errors: IntCounterVec,
     pub(super) cache: cache::SessionCache,
 }
@@ -73,9 +75,14 @@ impl RedisEngine {
     }
 
     /// The engine's audit outbox streams, for the audit consumer (read
-    /// through one of the engine's connections).
+    /// through a connection of its own when the engine was built with
+    /// `audit`, so consumer rounds never delay commits).
     pub fn outbox(&self) -> Arc<dyn Outbox> {
-        Arc::new(RedisOutbox::new(self.client().clone(), self.outbox_high_water))
+        let client = self
+            .outbox_client
+            .clone()
+            .unwrap_or_else(|| self.client().clone());
+        Arc::new(RedisOutbox::new(client, self.outbox_high_water))
     }
 
     fn stored(session: &Session) -> Result<Value, EngineError> {
