@@ -105,6 +105,8 @@ pub struct AppInner {
         requests::SwitchBody,
         crate::audit::HistoryPage,
         crate::audit::HistoryEvent,
+        crate::domain::Actor,
+        crate::domain::ActorKind,
         error::ErrorBody,
         error::ErrorDetail,
         system::TimeBody,

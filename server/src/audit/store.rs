@@ -3,6 +3,7 @@
 //! and the cursor-paginated history read.
 
 use super::{AuditConfig, AuditError};
+use crate::domain::Actor;
 use crate::engine::{AuditEvent, StateJson};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,8 @@ pub struct HistoryEvent {
     /// The state after the change (null for deletions).
     #[schema(value_type = Option<Object>)]
     pub state: serde_json::Value,
+    /// Who made the change; null for events recorded before actors were.
+    pub actor: Option<Actor>,
 }
 
 /// One page of history; pass `next_cursor` back to get the next one
@@ -73,11 +76,11 @@ pub struct AuditStore {
 
 const INSERT_EVENTS: &str = "\
 INSERT INTO sync_events (session_id, version, event_type, participant_id, group_id,
-                         time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot)
-SELECT s, v, t, p, g, r, e, ts, st::jsonb
+                         time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot, actor)
+SELECT s, v, t, p, g, r, e, ts, st::jsonb, a::jsonb
 FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[],
-            $6::int8[], $7::int8[], $8::timestamptz[], $9::text[])
-     AS u(s, v, t, p, g, r, e, ts, st)
+            $6::int8[], $7::int8[], $8::timestamptz[], $9::text[], $10::text[])
+     AS u(s, v, t, p, g, r, e, ts, st, a)
 ON CONFLICT DO NOTHING";
 
 // One row per session: the latest state seen wins (ordered by version, so
@@ -130,7 +133,7 @@ VALUES ($1, $2, $3, $4, $5, $6)";
 
 const HISTORY: &str = "\
 SELECT id, session_id, version, event_type, participant_id, group_id,
-       time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot
+       time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot, actor
 FROM sync_events
 WHERE session_id = $1
   AND ((version = 0), version, timestamp) > ($2::bool, $3::int8, $4::timestamptz)
@@ -318,6 +321,7 @@ impl AuditStore {
         let mut ela = Vec::with_capacity(n);
         let mut at = Vec::with_capacity(n);
         let mut st: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut act: Vec<Option<String>> = Vec::with_capacity(n);
         // One key order for every writer: concurrent transactions that meet
         // the same keys (redelivery, claims) then wait instead of deadlocking.
         let mut ordered: Vec<&AuditEvent> = events.iter().collect();
@@ -337,6 +341,7 @@ impl AuditStore {
             ela.push(Some(ev.time_elapsed_ms));
             at.push(ts(ev.at_ms));
             st.push(ev.state.as_ref().map(StateJson::get));
+            act.push(serde_json::to_string(&ev.actor).ok());
             if ev.version == 0 {
                 let e = deleted.entry(ev.session_id).or_insert(ev.at_ms);
                 *e = (*e).max(ev.at_ms);
@@ -356,6 +361,7 @@ impl AuditStore {
             .bind(&ela)
             .bind(&at)
             .bind(&st)
+            .bind(&act)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -450,6 +456,7 @@ impl AuditStore {
             let version: i64 = row.try_get("version")?;
             let at: DateTime<Utc> = row.try_get("timestamp")?;
             let state: Option<serde_json::Value> = row.try_get("state_snapshot")?;
+            let actor: Option<serde_json::Value> = row.try_get("actor")?;
             last_key = Some((version == 0, version, at));
             data.push(HistoryEvent {
                 id: row.try_get("id")?,
@@ -463,6 +470,7 @@ impl AuditStore {
                 at_ms: at.timestamp_millis(),
                 timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
                 state: state.unwrap_or(serde_json::Value::Null),
+                actor: actor.and_then(|a| serde_json::from_value(a).ok()),
             });
         }
         let next_cursor = if rows.len() > limit as usize {
@@ -544,6 +552,7 @@ mod tests {
             time_elapsed_ms: 1,
             at_ms: 0,
             state: Some(state),
+            actor: crate::domain::Actor::anonymous(),
         };
         let view = StateView::of(&ev);
         assert_eq!(view.group_of(Some("b")).as_deref(), Some("blue"));

@@ -15,7 +15,7 @@ pub mod outbox;
 pub mod redis;
 pub mod state_json;
 
-use crate::domain::{EventKind, Millis, Session};
+use crate::domain::{Actor, EventKind, Millis, Session};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,10 @@ pub struct AuditEvent {
     /// The rendered state after the change, as serialized once on the hot
     /// path (`None`, JSON null, for deletions).
     pub state: Option<StateJson>,
+    /// Who made the change (entries written before access control existed
+    /// read as anonymous).
+    #[serde(default)]
+    pub actor: Actor,
 }
 
 /// Everything one atomic commit writes.
