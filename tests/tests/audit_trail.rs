@@ -326,6 +326,20 @@ async fn a_rejected_event_does_not_block_the_rest() {
         "0"
     );
     assert!(metrics.failures.get() >= 1, "the rejection is counted");
+    // Moved to the dead-letter table with its error, not retried forever.
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            &format!(
+                "SELECT version, event_type, size_bytes > 0, error LIKE '%sync_mode%' \
+                 FROM sync_events_dead_letter WHERE session_id = '{bad}'"
+            )
+        )
+        .expect("dead letters")
+        .trim(),
+        "1|session_created|t|t"
+    );
+    assert_eq!(metrics.dead_letters.get(), 1);
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
 }
 

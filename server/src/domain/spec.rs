@@ -7,6 +7,7 @@
 //! there) and hands over a draft, so these rules are plain functions of
 //! plain values and are property-tested as such.
 
+use super::storable::check_storable;
 use super::model::{GroupBank, Millis, Participant, Session, Status, SyncMode, TimeoutAction};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -247,6 +248,18 @@ impl CreateSpec {
                 "metadata",
                 format!("must be at most {MAX_METADATA_BYTES} bytes serialized"),
             ));
+        }
+        check_storable("metadata", &metadata)?;
+        if let Some(a) = &d.action_on_timeout {
+            for (k, v) in &a.extra {
+                check_storable(&format!("action_on_timeout.{k}"), v)?;
+            }
+            if a.extra.keys().any(|k| k.contains('\0')) {
+                return Err(FieldError::new(
+                    "action_on_timeout",
+                    "must not have keys containing NUL (\\u0000) characters",
+                ));
+            }
         }
         if d.participants.is_empty() || d.participants.len() > MAX_PARTICIPANTS {
             return Err(FieldError::new(
