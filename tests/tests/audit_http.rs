@@ -274,16 +274,28 @@ async fn unstorable_client_json_is_a_400_naming_the_field() {
         b
     };
     let cases = [
-        (with("metadata", json!({"note": "x\u{0}y"})), "metadata.note"),
-        (with("metadata", json!({"a": [1, {"b\u{0}": 2}]})), "metadata.a[1]"),
+        (
+            with("metadata", json!({"note": "x\u{0}y"})),
+            "metadata.note",
+        ),
+        (
+            with("metadata", json!({"a": [1, {"b\u{0}": 2}]})),
+            "metadata.a[1]",
+        ),
         (with("metadata", json!({"deep": nested(32)})), "metadata"),
         (with("metadata", json!({"deep": nested(126)})), "metadata"),
         (
-            with("action_on_timeout", json!({"type": "end_session", "msg": "\u{0}"})),
+            with(
+                "action_on_timeout",
+                json!({"type": "end_session", "msg": "\u{0}"}),
+            ),
             "action_on_timeout.msg",
         ),
         (
-            with("action_on_timeout", json!({"type": "end_session", "x": nested(40)})),
+            with(
+                "action_on_timeout",
+                json!({"type": "end_session", "x": nested(40)}),
+            ),
             "action_on_timeout.x",
         ),
     ];

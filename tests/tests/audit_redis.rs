@@ -438,7 +438,9 @@ async fn a_long_outage_grows_the_outbox_signals_high_water_and_loses_nothing() {
     // 4 sessions live in at most 4 streams: ≥ 400 entries each, 4× the mark.
     for round in 0..400 {
         for id in &sessions {
-            svc.command(*id, switch()).await.unwrap_or_else(|e| panic!("switch {round}: {e}"));
+            svc.command(*id, switch())
+                .await
+                .unwrap_or_else(|e| panic!("switch {round}: {e}"));
             commits += 1;
         }
     }

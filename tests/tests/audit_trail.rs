@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use synckairos::audit::store::AuditStore;
 use synckairos::audit::{self, AuditConfig, AuditMetrics, start_memory_writer};
 use synckairos::domain::{Actor, Command, CreateSpec, EventKind, SwitchArgs};
-use synckairos::engine::{AuditEvent, StateJson};
 use synckairos::engine::memory::MemoryEngine;
+use synckairos::engine::{AuditEvent, StateJson};
 use synckairos::metrics::Metrics;
 use synckairos::service::{Service, ServiceConfig};
 use synckairos_tests::postgres::Postgres;
@@ -725,10 +725,7 @@ async fn everything_the_api_accepts_round_trips_into_postgres() {
         start_memory_writer(AuditConfig::new(&url), metrics.clone()).expect("writer");
     let svc = service(tx);
     let mut runner = TestRunner::new(Config::default());
-    let values = (
-        prop_map_obj(client_json()),
-        prop_map_obj(client_json()),
-    );
+    let values = (prop_map_obj(client_json()), prop_map_obj(client_json()));
     let mut accepted: Vec<(Uuid, serde_json::Value, serde_json::Value)> = Vec::new();
     let mut refused = 0;
     for _ in 0..128 {
@@ -759,15 +756,27 @@ async fn everything_the_api_accepts_round_trips_into_postgres() {
             }
         }
     }
-    assert!(accepted.len() >= 32, "{} accepted, {refused} refused", accepted.len());
+    assert!(
+        accepted.len() >= 32,
+        "{} accepted, {refused} refused",
+        accepted.len()
+    );
     let store = AuditStore::connect_lazy(&AuditConfig::new(&url)).expect("pool");
     let n = accepted.len() as u64;
-    wait_until(Duration::from_secs(30), "every accepted create written", || {
-        let m = &metrics;
-        async move { m.rows_written.get() + m.dead_letters.get() >= n }
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "every accepted create written",
+        || {
+            let m = &metrics;
+            async move { m.rows_written.get() + m.dead_letters.get() >= n }
+        },
+    )
     .await;
-    assert_eq!(metrics.dead_letters.get(), 0, "nothing accepted was rejected");
+    assert_eq!(
+        metrics.dead_letters.get(),
+        0,
+        "nothing accepted was rejected"
+    );
     for (id, metadata, action) in &accepted {
         let rows = all_history(&store, *id, 10).await;
         assert_eq!(rows.len(), 1, "{id}");
@@ -786,4 +795,3 @@ fn prop_map_obj(
         other => json!({ "v": other }),
     })
 }
-

@@ -371,7 +371,11 @@ impl Consumer {
     fn signal_high_water(&self, fullest: (u64, usize)) {
         let mark = self.outbox.high_water();
         let over = mark > 0 && fullest.0 > mark;
-        let was = self.writer.progress.outbox_high.swap(over, Ordering::Relaxed);
+        let was = self
+            .writer
+            .progress
+            .outbox_high
+            .swap(over, Ordering::Relaxed);
         self.writer.metrics.outbox_high_water.set(i64::from(over));
         if over {
             let mut last = self.last_high_water_log.lock();
@@ -382,8 +386,11 @@ impl Consumer {
                 *last = Some(Instant::now());
             }
         } else if was {
-            tracing::info!(length = fullest.0, high_water = mark,
-                "audit outbox back under its high-water mark");
+            tracing::info!(
+                length = fullest.0,
+                high_water = mark,
+                "audit outbox back under its high-water mark"
+            );
         }
     }
 

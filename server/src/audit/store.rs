@@ -8,9 +8,9 @@ use crate::engine::{AuditEvent, StateJson};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 

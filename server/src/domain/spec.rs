@@ -7,8 +7,8 @@
 //! there) and hands over a draft, so these rules are plain functions of
 //! plain values and are property-tested as such.
 
-use super::storable::check_storable;
 use super::model::{GroupBank, Millis, Participant, Session, Status, SyncMode, TimeoutAction};
+use super::storable::check_storable;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 

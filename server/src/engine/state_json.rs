@@ -57,7 +57,10 @@ mod tests {
         struct W {
             state: Option<StateJson>,
         }
-        let text = serde_json::to_string(&W { state: Some(s.clone()) }).unwrap();
+        let text = serde_json::to_string(&W {
+            state: Some(s.clone()),
+        })
+        .unwrap();
         let back: W = serde_json::from_str(&text).unwrap();
         assert_eq!(back.state, Some(s));
         let none: W = serde_json::from_str(r#"{"state":null}"#).unwrap();
