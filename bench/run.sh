@@ -34,7 +34,9 @@ TIMEOUT_SESSIONS=${BENCH_TIMEOUT_SESSIONS:-1000}
 IDLE_WS=${BENCH_IDLE_WS:-10000}
 SWITCH_RATE=${BENCH_SWITCH_RATE:-30000}
 ATTACK_SWITCH_RATE=${BENCH_ATTACK_SWITCH_RATE:-2000}
-SCENARIOS=${BENCH_SCENARIOS:-idle-ws switch switch-rate get fanout timeouts limits switch-attacked}
+DEFAULT_SCENARIOS="idle-ws switch switch-rate get fanout timeouts limits switch-attacked"
+[[ -n ${BENCH_DATABASE_URL:-} ]] && DEFAULT_SCENARIOS+=" audit"
+SCENARIOS=${BENCH_SCENARIOS:-$DEFAULT_SCENARIOS}
 ENGINE=memory
 [[ -n ${BENCH_REDIS_URL:-} ]] && ENGINE=redis
 
@@ -77,16 +79,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_server NAME [FLAGS...]: starts an instance; sets URL and SERVER_PID.
+# start_server NAME [DATABASE_URL] [FLAGS...]: starts an instance (with the
+# audit trail when a postgres:// URL is given); sets URL and SERVER_PID.
 # Every load here comes from one address, so the per-address limit is raised
 # out of the way (the limiter still runs); `limits` measures it on vs off.
 start_server() {
-  local name=$1 out=$WORK/$1.stdout err=$WORK/$1.stderr line
+  local name=$1 db= out=$WORK/$1.stdout err=$WORK/$1.stderr line
   shift
+  if [[ ${1:-} == postgres* ]]; then db=$1; shift; fi
   local flags=(--max-ws-connections 50000)
   if (($#)); then flags+=("$@"); else flags+=(--rate-limit-per-address 10000000); fi
-  if [[ -n ${BENCH_REDIS_URL:-} ]]; then
-    REDIS_URL=$BENCH_REDIS_URL RUST_LOG=${RUST_LOG:-warn} "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
+  if [[ -n $db ]]; then
+    env ${BENCH_REDIS_URL:+REDIS_URL=$BENCH_REDIS_URL} DATABASE_URL="$db" RUST_LOG=${RUST_LOG:-warn} \
+      "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
+  elif [[ -n ${BENCH_REDIS_URL:-} ]]; then
+    env -u DATABASE_URL REDIS_URL=$BENCH_REDIS_URL RUST_LOG=${RUST_LOG:-warn} "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
   else
     env -u REDIS_URL -u REDIS_CLUSTER_NODES -u DATABASE_URL RUST_LOG=${RUST_LOG:-warn} \
       "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
@@ -201,6 +208,54 @@ evalsha_ratio() {
     "$switch_rps" "$evalsha_rps" "$ratio" >>"$SUMMARY"
 }
 
+# CPU ticks (1/100 s) used so far by every local `postgres` process.
+postgres_ticks() {
+  local t=0 p f
+  for p in $(pgrep -x postgres); do
+    f=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + ${f:-0}))
+  done
+  echo "$t"
+}
+
+# The audit trail's cost (issue 14): the switch scenario on a server without
+# DATABASE_URL, then on a fresh one with it, same Redis, same run. Waits for
+# the backlog to drain so PostgreSQL's CPU covers every event of the run.
+audit_scenario() {
+  local off_rps on_rps on_us off_us pg0 pg1 rows0 rows1 events ratio pg_us i b
+  stop_servers
+  start_server audit-off
+  PID_A=$SERVER_PID
+  scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION"
+  off_rps=$(grep -o '"rps":[0-9.]*' "$WORK/last.out" | cut -d: -f2)
+  off_us=$(grep -o '"server_cpu_us_per_req":[0-9.]*' "$WORK/last.out" | cut -d: -f2)
+  stop_servers
+  DATABASE_URL=$BENCH_DATABASE_URL "$SERVER" migrate >/dev/null
+  start_server audit-on "$BENCH_DATABASE_URL"
+  PID_A=$SERVER_PID
+  rows0=$(psql -tAq "$BENCH_DATABASE_URL" -c "SELECT count(*) FROM sync_events")
+  pg0=$(postgres_ticks)
+  scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION"
+  on_rps=$(grep -o '"rps":[0-9.]*' "$WORK/last.out" | cut -d: -f2)
+  on_us=$(grep -o '"server_cpu_us_per_req":[0-9.]*' "$WORK/last.out" | cut -d: -f2)
+  for ((i = 0; i < 600; i++)); do
+    b=$(curl -fsS "$URL/ready" | grep -o '"backlog":[0-9]*' | cut -d: -f2) || b=1
+    [[ ${b:-1} == 0 ]] && break
+    sleep 0.1
+  done
+  pg1=$(postgres_ticks)
+  rows1=$(psql -tAq "$BENCH_DATABASE_URL" -c "SELECT count(*) FROM sync_events")
+  events=$((rows1 - rows0))
+  ratio=$(awk -v a="$on_rps" -v b="$off_rps" 'BEGIN { printf "%.3f", a / b }')
+  pg_us=$(awk -v t="$((pg1 - pg0))" -v n="$events" 'BEGIN { printf "%.1f", n ? t * 10000 / n : 0 }')
+  echo "audit: switches/s off $off_rps on $on_rps (ratio $ratio, target >= 0.8); server CPU us/switch" \
+    "off $off_us on $on_us (audit path $(awk -v a="$on_us" -v b="$off_us" 'BEGIN { printf "%.1f", a - b }')," \
+    "target <= 10); postgres CPU $pg_us us/event over $events events (target <= 15)"
+  printf '{"scenario":"audit","off_rps":%s,"on_rps":%s,"ratio":%s,"server_us_off":%s,"server_us_on":%s,"postgres_us_per_event":%s,"events":%s}\n' \
+    "$off_rps" "$on_rps" "$ratio" "$off_us" "$on_us" "$pg_us" "$events" >>"$SUMMARY"
+  URL_A=$URL
+}
+
 echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') cpus $(nproc) load $(cut -d' ' -f1-3 /proc/loadavg)"
 start_server a
 URL_A=$URL
@@ -231,6 +286,13 @@ for s in $SCENARIOS; do
   timeouts) scenario timeouts --sessions "$TIMEOUT_SESSIONS" --min-bank-ms 1000 --max-bank-ms 2000 ;;
   limits) limits_cost ;;
   switch-attacked) switch_attacked ;;
+  audit)
+    if [[ -z ${BENCH_DATABASE_URL:-} ]]; then
+      echo "bench: the audit scenario needs BENCH_DATABASE_URL" >&2
+      exit 2
+    fi
+    audit_scenario
+    ;;
   *)
     echo "bench: unknown scenario $s" >&2
     exit 2

@@ -74,8 +74,9 @@ pub struct ServeConfig {
     /// PostgreSQL URL: turns the audit trail on.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Per-bucket cap of the Redis outbox streams (256 buckets): size it for the longest
-    /// PostgreSQL outage to ride out (entries ≈ outage s × commits/s ÷ 256).
+    /// Per-bucket high-water mark of the Redis audit outbox streams (256 buckets): past it
+    /// the audit consumer logs, sets `synckairos_audit_outbox_high_water` and a `/ready`
+    /// detail. Nothing is trimmed: unwritten events wait in Redis (≈1 KB each).
     #[arg(long, env = "OUTBOX_MAX_LEN", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
     pub outbox_max_len: u64,
     /// Idle sessions expire this many seconds after their last change.

@@ -9,7 +9,9 @@ use crate::domain::{
     self, Actor, Command, CreateSpec, DomainError, EventKind, Millis, Session, SyncState,
     TimeoutKind,
 };
-use crate::engine::{AuditEvent, Commit, Engine, EngineError, Subscription, Update, UpdateKind};
+use crate::engine::{
+    AuditEvent, Commit, Engine, EngineError, StateJson, Subscription, Update, UpdateKind,
+};
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::session_locks::SessionLocks;
@@ -266,7 +268,7 @@ impl Service {
             time_remaining_ms: None,
             time_elapsed_ms: 0,
             at_ms: now,
-            state: serde_json::Value::Null,
+            state: None,
             actor: actor.clone(),
         });
         let existed = self.engine.delete(id, update, audit).await?;
@@ -365,7 +367,7 @@ impl Service {
                 time_remaining_ms: remaining,
                 time_elapsed_ms: charged_ms,
                 at_ms: now,
-                state: serde_json::to_value(state).unwrap_or(serde_json::Value::Null),
+                state: StateJson::of(state),
                 actor: actor.clone(),
             }
         });

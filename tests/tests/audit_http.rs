@@ -258,3 +258,51 @@ async fn entries_of_a_killed_instance_are_claimed_by_another() {
     );
     drop(a);
 }
+
+/// What the audit trail cannot store is refused at the door (400 naming the
+/// member), so no accepted session can poison its events: a NUL in a
+/// string or key of `metadata` or `action_on_timeout`, and nesting past the
+/// documented 32 levels (127 levels used to pass and be dropped later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unstorable_client_json_is_a_400_naming_the_field() {
+    let srv = TestServer::builder(&Backend::Memory).start().await;
+    let api = srv.api();
+    let nested = |levels: usize| (1..levels).fold(json!(1), |v, _| json!([v]));
+    let with = |k: &str, v: Value| {
+        let mut b = session_body("per_participant", &["a", "b"], 60_000);
+        b[k] = v;
+        b
+    };
+    let cases = [
+        (
+            with("metadata", json!({"note": "x\u{0}y"})),
+            "metadata.note",
+        ),
+        (
+            with("metadata", json!({"a": [1, {"b\u{0}": 2}]})),
+            "metadata.a[1]",
+        ),
+        (with("metadata", json!({"deep": nested(32)})), "metadata"),
+        (with("metadata", json!({"deep": nested(126)})), "metadata"),
+        (
+            with(
+                "action_on_timeout",
+                json!({"type": "end_session", "msg": "\u{0}"}),
+            ),
+            "action_on_timeout.msg",
+        ),
+        (
+            with(
+                "action_on_timeout",
+                json!({"type": "end_session", "x": nested(40)}),
+            ),
+            "action_on_timeout.x",
+        ),
+    ];
+    for (body, field) in &cases {
+        api.post("/v1/sessions", body).await.validation(field);
+    }
+    // The limit itself is accepted: metadata 32 levels deep counts the object.
+    let ok = with("metadata", json!({"deep": nested(31)}));
+    api.post("/v1/sessions", &ok).await.expect_status(201);
+}

@@ -406,3 +406,62 @@ async fn consumers_of_stopped_instances_are_forgotten() {
     .await;
     assert_eq!(b.shutdown(Duration::from_secs(5)).await, 0);
 }
+
+/// An outage longer than a capped outbox would have survived: with the
+/// high-water mark at 100 entries per stream (the old `MAXLEN ~` cap),
+/// every stream in use grows to several times that while PostgreSQL is
+/// down. Nothing is trimmed: the high-water signal is raised (metric,
+/// `/ready` detail via the handle), and after the restart every event is
+/// written exactly once and none is counted as dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_grows_the_outbox_signals_high_water_and_loses_nothing() {
+    let (redis, pg) = (redis().await, pg().await);
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let cfg = RedisConfig {
+        url: Some(redis.url()),
+        audit: true,
+        outbox_max_len: 100,
+        ..RedisConfig::default()
+    };
+    let engine = connect(cfg, &Metrics::new()).await.expect("redis engine");
+    let metrics = AuditMetrics::unregistered().expect("metrics");
+    let handle = consumer(&engine, &url, OutboxConfig::default(), metrics.clone());
+    let svc = service(engine);
+    let sessions: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    for id in &sessions {
+        svc.create(spec(*id)).await.expect("create");
+        svc.command(*id, Cmd::Start).await.expect("start");
+    }
+    let mut commits = 2 * sessions.len() as u64;
+    tokio::task::block_in_place(|| pg.stop()).expect("stop postgres");
+    // 4 sessions live in at most 4 streams: ≥ 400 entries each, 4× the mark.
+    for round in 0..400 {
+        for id in &sessions {
+            svc.command(*id, switch())
+                .await
+                .unwrap_or_else(|e| panic!("switch {round}: {e}"));
+            commits += 1;
+        }
+    }
+    wait_until(Duration::from_secs(10), "high-water signal raised", || {
+        let (h, m) = (&handle, &metrics);
+        async move { h.high_water() && m.outbox_high_water.get() == 1 }
+    })
+    .await;
+    assert!(handle.backlog() >= 1600, "backlog {}", handle.backlog());
+    tokio::task::block_in_place(|| pg.start_again()).expect("restart postgres");
+    wait_until(Duration::from_secs(60), "every commit written", || {
+        let pg = &pg;
+        async move { count(pg, "SELECT count(*) FROM sync_events") == commits }
+    })
+    .await;
+    assert_exactly_once(&pg, commits);
+    assert_eq!(metrics.dropped.get(), 0, "nothing trimmed, nothing dropped");
+    wait_until(Duration::from_secs(10), "high-water signal cleared", || {
+        let (h, m) = (&handle, &metrics);
+        async move { !h.high_water() && m.outbox_high_water.get() == 0 }
+    })
+    .await;
+    assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
+}

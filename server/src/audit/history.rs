@@ -37,6 +37,14 @@ pub struct AuditStatus {
     pub lag_ms: u64,
     /// Whether the last write or probe reached PostgreSQL.
     pub database_ok: bool,
+    /// Whether the backlog is above its bound or an outbox partition above
+    /// its high-water mark: PostgreSQL is not keeping up. A detail, not a
+    /// reason to be unready (clocks keep running).
+    pub high_water: bool,
+    /// Events lost before they were written since start (memory queue full).
+    pub dropped: u64,
+    /// Events moved to the dead-letter table since start.
+    pub dead_letters: u64,
 }
 
 /// The PostgreSQL-backed [`History`]: pages from the store, progress from
@@ -69,6 +77,9 @@ impl History for AuditHistory {
             backlog: self.handle.backlog(),
             lag_ms: u64::try_from(self.handle.lag().as_millis()).unwrap_or(u64::MAX),
             database_ok: self.handle.database_ok(),
+            high_water: self.handle.high_water(),
+            dropped: self.handle.metrics.dropped.get(),
+            dead_letters: self.handle.metrics.dead_letters.get(),
         }
     }
 }

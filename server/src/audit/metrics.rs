@@ -23,8 +23,13 @@ pub struct AuditMetrics {
     /// Failed write attempts (each is retried).
     pub failures: IntCounter,
     /// Events lost before they were written: the memory queue was full, or an
-    /// outbox entry was trimmed before it was acknowledged.
+    /// outbox entry vanished before it was acknowledged.
     pub dropped: IntCounter,
+    /// 1 while an outbox partition holds more than its high-water mark
+    /// (`OUTBOX_MAX_LEN`): PostgreSQL is behind and Redis memory grows.
+    pub outbox_high_water: IntGauge,
+    /// Events PostgreSQL rejected as data, moved to `sync_events_dead_letter`.
+    pub dead_letters: IntCounter,
     /// Outbox entries taken over from consumers that stopped (XAUTOCLAIM).
     pub claimed: IntCounter,
 }
@@ -78,7 +83,15 @@ impl AuditMetrics {
             )?,
             dropped: IntCounter::new(
                 "synckairos_audit_dropped_total",
-                "Audit events lost before they were written (memory queue full, outbox entry trimmed)",
+                "Audit events lost before they were written (memory queue full, outbox entry vanished)",
+            )?,
+            outbox_high_water: IntGauge::new(
+                "synckairos_audit_outbox_high_water",
+                "1 while an audit outbox partition is above its high-water mark",
+            )?,
+            dead_letters: IntCounter::new(
+                "synckairos_audit_dead_letters_total",
+                "Audit events rejected by PostgreSQL and moved to the dead-letter table",
             )?,
             claimed: IntCounter::new(
                 "synckairos_audit_claimed_total",
@@ -95,6 +108,8 @@ impl AuditMetrics {
             Box::new(m.duplicates.clone()),
             Box::new(m.failures.clone()),
             Box::new(m.dropped.clone()),
+            Box::new(m.outbox_high_water.clone()),
+            Box::new(m.dead_letters.clone()),
             Box::new(m.claimed.clone()),
         ] {
             registry.register(c)?;

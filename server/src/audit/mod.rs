@@ -97,7 +97,7 @@ impl AuditConfig {
     pub fn new(database_url: impl Into<String>) -> Self {
         AuditConfig {
             database_url: database_url.into(),
-            batch_size: 1000,
+            batch_size: 4000,
             linger: Duration::from_millis(50),
             queue_capacity: 100_000,
             backlog_bound: 50_000,

@@ -16,11 +16,12 @@
 //!    died or hung); redelivery is harmless because the rows are keyed by
 //!    (session, version).
 //!
-//! An outbox partition is capped (`Outbox::cap`, `OUTBOX_MAX_LEN`): if
-//! PostgreSQL stays down long enough for one to reach its cap, the oldest
-//! entries are trimmed. The consumer warns loudly well before (at 80 % of the
-//! cap) and counts entries found trimmed while pending in
-//! `synckairos_audit_dropped_total`.
+//! An outbox is never trimmed below what this group acknowledged: while
+//! PostgreSQL is down it grows. Past its high-water mark
+//! (`Outbox::high_water`, `OUTBOX_MAX_LEN` per partition) the consumer sets
+//! `synckairos_audit_outbox_high_water`, logs an error every 10 s and
+//! reports `high_water` in `/ready` (which stays ready). Entries found
+//! missing while pending are counted in `synckairos_audit_dropped_total`.
 
 use super::store::AuditStore;
 use super::writer::{AuditHandle, Progress, Writer};
@@ -81,7 +82,7 @@ struct Consumer {
     cfg: OutboxConfig,
     writer: Writer,
     warned_unreadable: AtomicBool,
-    last_cap_warning: Mutex<Option<Instant>>,
+    last_high_water_log: Mutex<Option<Instant>>,
 }
 
 /// Starts the consumer of `outbox` (the Redis engine's `outbox()`). Never
@@ -115,14 +116,14 @@ pub fn start_outbox_consumer_with(
         writer: Writer {
             store,
             cfg,
-            metrics,
+            metrics: metrics.clone(),
             progress: Arc::clone(&progress),
             queue: None,
             last_loud: Arc::new(Mutex::new(None)),
             slot: 0,
         },
         warned_unreadable: AtomicBool::new(false),
-        last_cap_warning: Mutex::new(None),
+        last_high_water_log: Mutex::new(None),
     });
     let measure = tokio::spawn(Arc::clone(&consumer).measure_loop(cancel.clone()));
     let run_cancel = cancel.clone();
@@ -135,6 +136,7 @@ pub fn start_outbox_consumer_with(
         queue: None,
         cancel,
         task: Mutex::new(Some(task)),
+        metrics,
     }
 }
 
@@ -244,8 +246,9 @@ impl Consumer {
         let writer = self.writer.for_slot(slot);
         loop {
             let next = rx.lock().await.recv().await;
-            let Some(chunk) = next else { break };
-            let events: Vec<AuditEvent> = chunk.iter().filter_map(|e| e.event.clone()).collect();
+            let Some(mut chunk) = next else { break };
+            // Moved out, not cloned: the ack needs only partition and id.
+            let events: Vec<AuditEvent> = chunk.iter_mut().filter_map(|e| e.event.take()).collect();
             if !writer.write(events, Some(&cancel)).await {
                 return;
             }
@@ -321,8 +324,8 @@ impl Consumer {
             if c.trimmed > 0 {
                 self.writer.metrics.dropped.inc_by(c.trimmed as u64);
                 tracing::error!(stream = %name, entries = c.trimmed,
-                    "pending outbox entries were trimmed before they were written: \
-                     these audit events are lost (raise the outbox MAXLEN)");
+                    "pending outbox entries vanished before they were written \
+                     (deleted outside synckairos): these audit events are lost");
             }
             if !c.entries.is_empty() {
                 self.writer.metrics.claimed.inc_by(c.entries.len() as u64);
@@ -361,9 +364,39 @@ impl Consumer {
         }
     }
 
+    /// Raises (metric, `/ready` detail, an error line every 10 s) or clears
+    /// the high-water signal from the fullest partition `(length, index)`.
+    /// Nothing is trimmed either way: the outbox only grows while
+    /// PostgreSQL is behind.
+    fn signal_high_water(&self, fullest: (u64, usize)) {
+        let mark = self.outbox.high_water();
+        let over = mark > 0 && fullest.0 > mark;
+        let was = self
+            .writer
+            .progress
+            .outbox_high
+            .swap(over, Ordering::Relaxed);
+        self.writer.metrics.outbox_high_water.set(i64::from(over));
+        if over {
+            let mut last = self.last_high_water_log.lock();
+            if !was || last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                tracing::error!(stream = %self.outbox.partition_name(fullest.1), length = fullest.0,
+                    high_water = mark, "audit outbox above its high-water mark: PostgreSQL is behind, \
+                    unwritten events wait in Redis (nothing is dropped; Redis memory grows)");
+                *last = Some(Instant::now());
+            }
+        } else if was {
+            tracing::info!(
+                length = fullest.0,
+                high_water = mark,
+                "audit outbox back under its high-water mark"
+            );
+        }
+    }
+
     /// Measures the backlog (total outbox length: entries not yet written)
-    /// and the oldest entry (lag), and warns before a partition reaches its
-    /// cap; now and then forgets idle consumers.
+    /// and the oldest entry (lag), and signals a partition past its
+    /// high-water mark; now and then forgets idle consumers.
     async fn measure_loop(self: Arc<Self>, cancel: CancellationToken) {
         let mut next_forget = Instant::now() + self.cfg.forget_interval;
         while pause(self.cfg.measure_interval, &cancel).await {
@@ -387,16 +420,7 @@ impl Consumer {
             p.source_oldest_ms
                 .store(levels.oldest_ms.unwrap_or(0), Ordering::Relaxed);
             self.writer.observe_backlog();
-            let cap = self.outbox.cap();
-            if cap > 0 && fullest.0 * 10 >= cap * 8 {
-                let mut last = self.last_cap_warning.lock();
-                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    tracing::error!(stream = %self.outbox.partition_name(fullest.1), length = fullest.0, cap,
-                        "audit outbox stream near its MAXLEN: if PostgreSQL does not come back, \
-                         Redis will trim unwritten audit events");
-                    *last = Some(Instant::now());
-                }
-            }
+            self.signal_high_water(fullest);
         }
     }
 }

@@ -4,11 +4,13 @@
 
 use super::{AuditConfig, AuditError};
 use crate::domain::Actor;
-use crate::engine::AuditEvent;
+use crate::engine::{AuditEvent, StateJson};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -125,6 +127,10 @@ ON CONFLICT (session_id) DO UPDATE SET
     deleted_at = GREATEST(x.deleted_at, EXCLUDED.deleted_at),
     updated_at = GREATEST(x.updated_at, EXCLUDED.updated_at)";
 
+const DEAD_LETTER: &str = "\
+INSERT INTO sync_events_dead_letter (session_id, version, event_type, error, size_bytes, payload)
+VALUES ($1, $2, $3, $4, $5, $6)";
+
 const HISTORY: &str = "\
 SELECT id, session_id, version, event_type, participant_id, group_id,
        time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot, actor
@@ -134,88 +140,127 @@ WHERE session_id = $1
 ORDER BY (version = 0), version, timestamp
 LIMIT $5";
 
-/// The `sync_sessions` columns of one state snapshot, extracted here rather
-/// than in SQL so PostgreSQL parses each snapshot only once.
+/// The fields of a state snapshot the audit tables need, borrowed from its
+/// JSON text: one pass that skips everything else, instead of a tree.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StateView<'a> {
+    #[serde(borrow)]
+    sync_mode: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    total_time_ms: Option<i64>,
+    time_per_cycle_ms: Option<i64>,
+    increment_ms: Option<i64>,
+    max_time_ms: Option<i64>,
+    #[serde(borrow)]
+    action_on_timeout: Option<&'a RawValue>,
+    auto_advance: Option<bool>,
+    #[serde(borrow)]
+    created_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    session_started_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    session_completed_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    participants: Vec<ParticipantView<'a>>,
+    #[serde(borrow)]
+    metadata: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ParticipantView<'a> {
+    #[serde(borrow)]
+    participant_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    group_id: Option<Cow<'a, str>>,
+    cycle_count: Option<i64>,
+}
+
+impl<'a> StateView<'a> {
+    /// The view of `ev`'s snapshot; empty for a deletion or a snapshot that
+    /// is not a rendered state (its columns are then left null).
+    fn of(ev: &'a AuditEvent) -> StateView<'a> {
+        ev.state
+            .as_ref()
+            .and_then(|s| serde_json::from_str(s.get()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether the snapshot can fill a `sync_sessions` row.
+    fn is_session(&self) -> bool {
+        self.sync_mode.is_some() && self.status.is_some()
+    }
+
+    /// The group of `participant`, if it has one.
+    fn group_of(&self, participant: Option<&str>) -> Option<String> {
+        let pid = participant?;
+        self.participants
+            .iter()
+            .find(|p| p.participant_id.as_deref() == Some(pid))?
+            .group_id
+            .as_deref()
+            .map(str::to_string)
+    }
+}
+
+fn time(t: Option<&Cow<'_, str>>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The `sync_sessions` columns of the latest snapshot of each session in a
+/// batch, extracted here rather than in SQL so PostgreSQL parses each
+/// snapshot only once (when it casts it for `sync_events`).
 #[derive(Debug, Default)]
-struct SessionCols {
+struct SessionCols<'a> {
     ids: Vec<Uuid>,
     versions: Vec<i64>,
     ts: Vec<DateTime<Utc>>,
-    mode: Vec<String>,
+    mode: Vec<&'a str>,
     total: Vec<Option<i64>>,
     per_cycle: Vec<Option<i64>>,
     increment: Vec<Option<i64>>,
     max: Vec<Option<i64>>,
-    action: Vec<Option<String>>,
+    action: Vec<Option<&'a str>>,
     auto: Vec<Option<bool>>,
     created: Vec<Option<DateTime<Utc>>>,
     started: Vec<Option<DateTime<Utc>>>,
     completed: Vec<Option<DateTime<Utc>>>,
-    status: Vec<String>,
+    status: Vec<&'a str>,
     participants: Vec<i32>,
     cycles: Vec<i64>,
-    metadata: Vec<Option<String>>,
+    metadata: Vec<Option<&'a str>>,
 }
 
-impl SessionCols {
-    fn push(&mut self, ev: &AuditEvent) {
-        let st = &ev.state;
-        let int = |k: &str| st.get(k).and_then(|v| v.as_i64());
-        let time = |k: &str| {
-            st.get(k)
-                .and_then(|v| v.as_str())
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-        };
-        let json = |k: &str| st.get(k).filter(|v| !v.is_null()).map(|v| v.to_string());
-        let word = |k: &str| {
-            st.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let parts = st.get("participants").and_then(|p| p.as_array());
+impl<'a> SessionCols<'a> {
+    fn push(&mut self, ev: &AuditEvent, st: &'a StateView<'a>) {
         self.ids.push(ev.session_id);
         self.versions
             .push(i64::try_from(ev.version).unwrap_or(i64::MAX));
         self.ts.push(ts(ev.at_ms));
-        self.mode.push(word("sync_mode"));
-        self.total.push(int("total_time_ms"));
-        self.per_cycle.push(int("time_per_cycle_ms"));
-        self.increment.push(int("increment_ms"));
-        self.max.push(int("max_time_ms"));
-        self.action.push(json("action_on_timeout"));
-        self.auto
-            .push(st.get("auto_advance").and_then(|v| v.as_bool()));
-        self.created.push(time("created_at"));
-        self.started.push(time("session_started_at"));
-        self.completed.push(time("session_completed_at"));
-        self.status.push(word("status"));
+        self.mode.push(st.sync_mode.as_deref().unwrap_or_default());
+        self.total.push(st.total_time_ms);
+        self.per_cycle.push(st.time_per_cycle_ms);
+        self.increment.push(st.increment_ms);
+        self.max.push(st.max_time_ms);
+        self.action.push(st.action_on_timeout.map(RawValue::get));
+        self.auto.push(st.auto_advance);
+        self.created.push(time(st.created_at.as_ref()));
+        self.started.push(time(st.session_started_at.as_ref()));
+        self.completed.push(time(st.session_completed_at.as_ref()));
+        self.status.push(st.status.as_deref().unwrap_or_default());
         self.participants
-            .push(parts.map_or(0, |p| i32::try_from(p.len()).unwrap_or(i32::MAX)));
-        self.cycles.push(parts.map_or(0, |p| {
-            p.iter()
-                .filter_map(|x| x.get("cycle_count").and_then(|c| c.as_i64()))
-                .sum()
-        }));
-        self.metadata.push(json("metadata"));
+            .push(i32::try_from(st.participants.len()).unwrap_or(i32::MAX));
+        self.cycles
+            .push(st.participants.iter().filter_map(|p| p.cycle_count).sum());
+        self.metadata.push(st.metadata.map(RawValue::get));
     }
 }
 
 fn ts(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-fn group_of(ev: &AuditEvent) -> Option<String> {
-    let pid = ev.participant_id.as_deref()?;
-    ev.state
-        .get("participants")?
-        .as_array()?
-        .iter()
-        .find(|p| p.get("participant_id").and_then(|v| v.as_str()) == Some(pid))?
-        .get("group_id")?
-        .as_str()
-        .map(str::to_string)
 }
 
 /// Whether retrying the same statement can succeed later (connection loss,
@@ -275,36 +320,34 @@ impl AuditStore {
         let mut rem = Vec::with_capacity(n);
         let mut ela = Vec::with_capacity(n);
         let mut at = Vec::with_capacity(n);
-        let mut st: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut st: Vec<Option<&str>> = Vec::with_capacity(n);
         let mut act: Vec<Option<String>> = Vec::with_capacity(n);
-        // Latest state per session (by version) and latest deletion.
-        let mut latest: BTreeMap<Uuid, &AuditEvent> = BTreeMap::new();
-        let mut deleted: BTreeMap<Uuid, i64> = BTreeMap::new();
         // One key order for every writer: concurrent transactions that meet
         // the same keys (redelivery, claims) then wait instead of deadlocking.
         let mut ordered: Vec<&AuditEvent> = events.iter().collect();
         ordered.sort_by_key(|e| (e.session_id, e.version, e.at_ms));
-        for ev in ordered {
+        let views: Vec<StateView<'_>> = ordered.iter().map(|e| StateView::of(e)).collect();
+        // Latest state per session (by version) and latest deletion.
+        let mut latest: BTreeMap<Uuid, usize> = BTreeMap::new();
+        let mut deleted: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for (i, ev) in ordered.iter().enumerate() {
+            let view = &views[i];
             sid.push(ev.session_id);
             ver.push(i64::try_from(ev.version).unwrap_or(i64::MAX));
             typ.push(ev.event_type.as_str());
-            pid.push(ev.participant_id.clone());
-            gid.push(group_of(ev));
+            pid.push(ev.participant_id.as_deref());
+            gid.push(view.group_of(ev.participant_id.as_deref()));
             rem.push(ev.time_remaining_ms);
             ela.push(Some(ev.time_elapsed_ms));
             at.push(ts(ev.at_ms));
-            st.push((!ev.state.is_null()).then(|| ev.state.to_string()));
+            st.push(ev.state.as_ref().map(StateJson::get));
             act.push(serde_json::to_string(&ev.actor).ok());
             if ev.version == 0 {
                 let e = deleted.entry(ev.session_id).or_insert(ev.at_ms);
                 *e = (*e).max(ev.at_ms);
-            } else if ev.state.get("sync_mode").is_some_and(|m| m.is_string())
-                && ev.state.get("status").is_some_and(|m| m.is_string())
-            {
-                let e = latest.entry(ev.session_id).or_insert(ev);
-                if ev.version > e.version {
-                    *e = ev;
-                }
+            } else if view.is_session() {
+                // Sorted by version: the last one seen is the latest.
+                latest.insert(ev.session_id, i);
             }
         }
         let mut tx = self.pool.begin().await?;
@@ -326,8 +369,8 @@ impl AuditStore {
             // BTreeMap order = session id order: concurrent writers lock
             // session rows in the same order, which avoids deadlocks.
             let mut c = SessionCols::default();
-            for ev in latest.values() {
-                c.push(ev);
+            for i in latest.values() {
+                c.push(ordered[*i], &views[*i]);
             }
             sqlx::query(UPSERT_SESSIONS)
                 .bind(&c.ids)
@@ -364,6 +407,25 @@ impl AuditStore {
             inserted,
             duplicates: n as u64 - inserted,
         })
+    }
+
+    /// Stores an event PostgreSQL rejected, with the error, in
+    /// `sync_events_dead_letter`; returns the payload's size in bytes.
+    pub async fn dead_letter(&self, ev: &AuditEvent, error: &str) -> Result<usize, AuditError> {
+        // JSON escapes control characters, so the text holds no NUL byte
+        // even when the event's strings do.
+        let payload = serde_json::to_string(ev).unwrap_or_default();
+        let error = error.replace('\0', "\\0");
+        sqlx::query(DEAD_LETTER)
+            .bind(ev.session_id)
+            .bind(i64::try_from(ev.version).unwrap_or(i64::MAX))
+            .bind(ev.event_type.as_str())
+            .bind(&error)
+            .bind(i32::try_from(payload.len()).unwrap_or(i32::MAX))
+            .bind(&payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(payload.len())
     }
 
     /// A page of a session's history, in version order, deletions last.
@@ -476,6 +538,11 @@ mod tests {
 
     #[test]
     fn group_comes_from_the_snapshot() {
+        let state = StateJson::of(&serde_json::json!({"participants": [
+            {"participant_id": "a", "group_id": "red"},
+            {"participant_id": "b", "group_id": "blue", "cycle_count": 2}
+        ], "sync_mode": "per_group"}))
+        .unwrap();
         let ev = AuditEvent {
             session_id: Uuid::nil(),
             version: 3,
@@ -484,12 +551,14 @@ mod tests {
             time_remaining_ms: Some(5),
             time_elapsed_ms: 1,
             at_ms: 0,
-            state: serde_json::json!({"participants": [
-                {"participant_id": "a", "group_id": "red"},
-                {"participant_id": "b", "group_id": "blue"}
-            ]}),
+            state: Some(state),
             actor: crate::domain::Actor::anonymous(),
         };
-        assert_eq!(group_of(&ev).as_deref(), Some("blue"));
+        let view = StateView::of(&ev);
+        assert_eq!(view.group_of(Some("b")).as_deref(), Some("blue"));
+        assert_eq!(view.group_of(Some("c")), None);
+        assert!(!view.is_session(), "no status: not a session row");
+        let gone = AuditEvent { state: None, ..ev };
+        assert!(StateView::of(&gone).participants.is_empty());
     }
 }

@@ -4,9 +4,9 @@
 //! partial one), written in one transaction, and only then acknowledged.
 //! While PostgreSQL is down the same batch is retried with exponential
 //! backoff; nothing is skipped. A batch that PostgreSQL rejects as data (not
-//! an outage) is split and written event by event so one bad row cannot
-//! block the trail; a row rejected on its own is logged at error level with
-//! its content and counted as a failure.
+//! an outage) is split in halves until the rejected events stand alone, so
+//! one bad row cannot block the trail; each rejected event is moved to the
+//! dead-letter table and logged by id and size (never its content).
 
 use super::store::{AuditStore, WriteOutcome, is_transient};
 use super::{AuditConfig, AuditError, AuditMetrics};
@@ -43,6 +43,8 @@ pub(crate) struct Progress {
     pub(crate) db_ok: AtomicBool,
     /// Whether the backlog is currently over the bound.
     pub(crate) over_bound: AtomicBool,
+    /// Whether an outbox partition is over its high-water mark, last measured.
+    pub(crate) outbox_high: AtomicBool,
 }
 
 impl Progress {
@@ -53,6 +55,7 @@ impl Progress {
             source_oldest_ms: AtomicI64::new(0),
             db_ok: AtomicBool::new(true),
             over_bound: AtomicBool::new(false),
+            outbox_high: AtomicBool::new(false),
         }
     }
 
@@ -82,6 +85,7 @@ pub struct AuditHandle {
     pub(crate) queue: Option<mpsc::WeakSender<AuditEvent>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) task: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) metrics: AuditMetrics,
 }
 
 impl AuditHandle {
@@ -100,6 +104,13 @@ impl AuditHandle {
     /// stays ready either way: the audit trail is not on the hot path).
     pub fn database_ok(&self) -> bool {
         self.progress.db_ok.load(Ordering::Relaxed)
+    }
+
+    /// Whether the backlog is over its bound or an outbox partition over
+    /// its high-water mark (`/ready` reports it and stays ready).
+    pub fn high_water(&self) -> bool {
+        self.progress.over_bound.load(Ordering::Relaxed)
+            || self.progress.outbox_high.load(Ordering::Relaxed)
     }
 
     /// Stops taking new work and waits up to `grace` for the batch in hand
@@ -193,7 +204,7 @@ pub fn start_memory_writer_with(
     let writer = Writer {
         store,
         cfg,
-        metrics,
+        metrics: metrics.clone(),
         progress: Arc::clone(&progress),
         queue: Some(weak.clone()),
         last_loud: Arc::new(Mutex::new(None)),
@@ -207,6 +218,7 @@ pub fn start_memory_writer_with(
             queue: Some(weak),
             cancel,
             task: Mutex::new(Some(task)),
+            metrics,
         },
     )
 }
@@ -316,6 +328,11 @@ impl Writer {
     /// when it fires (the caller then leaves the batch unacknowledged); with
     /// `None` it retries until success (used while draining on shutdown,
     /// bounded by the shutdown grace).
+    ///
+    /// A batch PostgreSQL rejects as data (not an outage) is split in
+    /// halves until each rejected event stands alone; the good parts are
+    /// written and each rejected event goes to the dead-letter table: about
+    /// 2·log2(n) transactions per poisoned event, never a retry loop.
     pub(crate) async fn write(
         &self,
         batch: Vec<AuditEvent>,
@@ -325,24 +342,53 @@ impl Writer {
             return true;
         }
         self.hold(&batch);
+        let mut parts: Vec<&[AuditEvent]> = vec![&batch];
+        while let Some(part) = parts.pop() {
+            match self.commit_retrying(part, cancel).await {
+                Some(Ok(())) => {}
+                None => return false,
+                Some(Err(e)) if part.len() == 1 => {
+                    if !self.dead_letter(&part[0], &e, cancel).await {
+                        return false;
+                    }
+                }
+                Some(Err(e)) => {
+                    if part.len() == batch.len() {
+                        tracing::warn!(error = %e, events = batch.len(),
+                            "audit batch rejected as data; splitting it to isolate the rejected events");
+                    }
+                    let (a, b) = part.split_at(part.len() / 2);
+                    parts.push(b);
+                    parts.push(a);
+                }
+            }
+        }
+        self.release();
+        true
+    }
+
+    /// One part of a batch, retried while PostgreSQL is unreachable.
+    /// `Some(Err)` when it is rejected as data; `None` when cancelled.
+    async fn commit_retrying(
+        &self,
+        part: &[AuditEvent],
+        cancel: Option<&CancellationToken>,
+    ) -> Option<Result<(), AuditError>> {
         let mut delay = self.cfg.retry_min;
         let mut attempts = 0u32;
         loop {
             let started = Instant::now();
-            match self.store.write_batch(&batch).await {
+            match self.store.write_batch(part).await {
                 Ok(out) => {
-                    self.committed(&batch, out, started);
+                    self.committed(part, out, started);
                     if attempts > 0 {
-                        tracing::info!(attempts, events = batch.len(), "audit writes resumed");
+                        tracing::info!(attempts, events = part.len(), "audit writes resumed");
                     }
-                    self.release();
-                    return true;
+                    return Some(Ok(()));
                 }
                 Err(e) if !is_transient(&e) => {
-                    tracing::warn!(error = %e, events = batch.len(), "audit batch rejected; writing events one by one");
-                    self.write_singly(&batch).await;
-                    self.release();
-                    return true;
+                    self.progress.db_ok.store(true, Ordering::Relaxed);
+                    return Some(Err(e));
                 }
                 Err(e) => {
                     self.metrics.failures.inc();
@@ -353,13 +399,8 @@ impl Writer {
                             "audit write failed; retrying (nothing is dropped)");
                     }
                     self.observe_backlog();
-                    let sleep = tokio::time::sleep(delay);
-                    match cancel {
-                        Some(c) => tokio::select! {
-                            _ = sleep => {}
-                            _ = c.cancelled() => return false,
-                        },
-                        None => sleep.await,
+                    if !self.pause(delay, cancel).await {
+                        return None;
                     }
                     delay = (delay * 2).min(self.cfg.retry_max);
                 }
@@ -367,30 +408,56 @@ impl Writer {
         }
     }
 
-    async fn write_singly(&self, batch: &[AuditEvent]) {
-        for ev in batch {
-            let one = std::slice::from_ref(ev);
-            let mut delay = self.cfg.retry_min;
-            loop {
-                let started = Instant::now();
-                match self.store.write_batch(one).await {
-                    Ok(out) => {
-                        self.committed(one, out, started);
-                        break;
-                    }
-                    Err(e) if !is_transient(&e) => {
-                        self.metrics.failures.inc();
-                        tracing::error!(error = %e, event = %serde_json::to_string(ev).unwrap_or_default(),
-                            "audit event rejected by PostgreSQL; it is not in the audit trail");
-                        break;
-                    }
-                    Err(e) => {
-                        self.metrics.failures.inc();
-                        tracing::warn!(error = %e, "audit write failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(self.cfg.retry_max);
-                    }
+    /// Moves an event PostgreSQL rejected into `sync_events_dead_letter`,
+    /// retried while PostgreSQL is unreachable; false when cancelled. Logged
+    /// by id and size only: the payload may be large or sensitive.
+    async fn dead_letter(
+        &self,
+        ev: &AuditEvent,
+        error: &AuditError,
+        cancel: Option<&CancellationToken>,
+    ) -> bool {
+        self.metrics.failures.inc();
+        let reason = error.to_string();
+        let mut delay = self.cfg.retry_min;
+        loop {
+            match self.store.dead_letter(ev, &reason).await {
+                Ok(size) => {
+                    self.metrics.dead_letters.inc();
+                    tracing::error!(session_id = %ev.session_id, version = ev.version,
+                        event_type = ev.event_type.as_str(), size, error = %reason,
+                        "audit event rejected by PostgreSQL; moved to sync_events_dead_letter");
+                    return true;
                 }
+                Err(e) if !is_transient(&e) => {
+                    self.metrics.dropped.inc();
+                    tracing::error!(session_id = %ev.session_id, version = ev.version,
+                        error = %reason, dead_letter_error = %e,
+                        "audit event rejected by PostgreSQL and by the dead-letter table: it is lost");
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit dead-letter write failed; retrying");
+                    if !self.pause(delay, cancel).await {
+                        return false;
+                    }
+                    delay = (delay * 2).min(self.cfg.retry_max);
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d` unless `cancel` fires first (false then).
+    async fn pause(&self, d: Duration, cancel: Option<&CancellationToken>) -> bool {
+        let sleep = tokio::time::sleep(d);
+        match cancel {
+            Some(c) => tokio::select! {
+                _ = sleep => true,
+                _ = c.cancelled() => false,
+            },
+            None => {
+                sleep.await;
+                true
             }
         }
     }

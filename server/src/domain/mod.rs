@@ -11,6 +11,7 @@ mod model;
 mod proptests;
 mod render;
 pub mod spec;
+pub mod storable;
 pub mod time;
 mod transition;
 

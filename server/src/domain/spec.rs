@@ -8,6 +8,7 @@
 //! plain values and are property-tested as such.
 
 use super::model::{GroupBank, Millis, Participant, Session, Status, SyncMode, TimeoutAction};
+use super::storable::check_storable;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -273,6 +274,18 @@ impl CreateSpec {
                 "metadata",
                 format!("must be at most {MAX_METADATA_BYTES} bytes serialized"),
             ));
+        }
+        check_storable("metadata", &metadata)?;
+        if let Some(a) = &d.action_on_timeout {
+            for (k, v) in &a.extra {
+                check_storable(&format!("action_on_timeout.{k}"), v)?;
+            }
+            if a.extra.keys().any(|k| k.contains('\0')) {
+                return Err(FieldError::new(
+                    "action_on_timeout",
+                    "must not have keys containing NUL (\\u0000) characters",
+                ));
+            }
         }
         let action_size = d.action_on_timeout.as_ref().map_or(0, json_size);
         if action_size > MAX_TIMEOUT_ACTION_BYTES {

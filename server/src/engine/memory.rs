@@ -282,7 +282,7 @@ mod tests {
                 time_remaining_ms: None,
                 time_elapsed_ms: 0,
                 at_ms: now_ms(),
-                state: serde_json::Value::Null,
+                state: None,
                 actor: crate::domain::Actor::anonymous(),
             };
             let c = Commit {

@@ -13,11 +13,13 @@ pub mod hub;
 pub mod memory;
 pub mod outbox;
 pub mod redis;
+pub mod state_json;
 
 use crate::domain::{Actor, EventKind, Millis, Session};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+pub use state_json::StateJson;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -65,8 +67,9 @@ pub struct AuditEvent {
     pub time_elapsed_ms: i64,
     /// Commit time.
     pub at_ms: Millis,
-    /// The rendered state after the change (null for deletions).
-    pub state: serde_json::Value,
+    /// The rendered state after the change, as serialized once on the hot
+    /// path (`None`, JSON null, for deletions).
+    pub state: Option<StateJson>,
     /// Who made the change (entries written before access control existed
     /// read as anonymous).
     #[serde(default)]

@@ -33,8 +33,8 @@ pub struct Claimed {
     pub partition: usize,
     /// Entries taken over from consumers that did not acknowledge them.
     pub entries: Vec<OutboxEntry>,
-    /// Pending entries that were trimmed from the outbox before anyone wrote
-    /// them: those events are lost.
+    /// Pending entries that vanished from the outbox before anyone wrote
+    /// them (deleted by hand, or trimmed by an older version): lost events.
     pub trimmed: usize,
 }
 
@@ -63,9 +63,10 @@ pub trait Outbox: Send + Sync + 'static {
     fn partitions(&self) -> usize;
     /// A partition's name, for logs.
     fn partition_name(&self, partition: usize) -> String;
-    /// Entries per partition past which the oldest are trimmed, written or
-    /// not (0: no cap); the consumer warns well before.
-    fn cap(&self) -> u64;
+    /// Entries per partition past which the consumer raises its high-water
+    /// signal (0: none). An outbox never trims entries that were not
+    /// acknowledged: a long outage grows it instead of losing events.
+    fn high_water(&self) -> u64;
     /// Makes the outbox readable by the consumer group, from its first entry
     /// (idempotent).
     async fn prepare(&self) -> Result<(), OutboxError>;

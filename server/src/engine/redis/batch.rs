@@ -150,7 +150,7 @@ impl Sender {
     async fn send(&self, client: &Client, jobs: Vec<Job>) {
         self.sizes.observe(jobs.len() as f64);
         let mut keys = Vec::with_capacity(jobs.len() * 3);
-        let mut args = Vec::with_capacity(jobs.len() * 10);
+        let mut args = Vec::with_capacity(jobs.len() * 9);
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
             keys.extend(job.keys);

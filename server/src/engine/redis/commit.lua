@@ -7,7 +7,7 @@
 -- batch holds one bucket's commits: all its keys share the bucket hash tag
 -- {b<k>} (one slot).
 --
--- Commit i (from 0) uses KEYS[3i+1 .. 3i+3] and ARGV[10i+1 .. 10i+10]:
+-- Commit i (from 0) uses KEYS[3i+1 .. 3i+3] and ARGV[9i+1 .. 9i+9]:
 -- KEYS +1  state key          sk:{b<k>}:s:<uuid>
 -- KEYS +2  deadline index     sk:{b<k>}:d   (zset: member "<uuid>:<version>", score deadline ms)
 -- KEYS +3  audit outbox       sk:{b<k>}:o   (stream)
@@ -18,9 +18,11 @@
 -- ARGV +5  new deadline member "<uuid>:<new version>"
 -- ARGV +6  new deadline ms, or "" when the session has no running deadline
 -- ARGV +7  audit event JSON, or "" when there is no audit row
--- ARGV +8  outbox MAXLEN (approximate trim)
--- ARGV +9  update channel     sk:{b<k>}:u:<uuid>
--- ARGV +10 encoded update, or "" when nothing is published
+-- ARGV +8  update channel     sk:{b<k>}:u:<uuid>
+-- ARGV +9  encoded update, or "" when nothing is published
+--
+-- The outbox is never trimmed here: the audit consumer deletes entries
+-- once they are in PostgreSQL, so an unread event is never cut.
 --
 -- Returns one reply per commit, in order: 1 committed, -1 session not
 -- found, or, when the token differs, the stored value itself: the caller
@@ -40,16 +42,16 @@ local function commit(k, a)
     redis.call('ZADD', KEYS[k + 2], ARGV[a + 6], ARGV[a + 5])
   end
   if ARGV[a + 7] ~= '' then
-    redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[a + 8], '*', 'e', ARGV[a + 7])
+    redis.call('XADD', KEYS[k + 3], '*', 'e', ARGV[a + 7])
   end
-  if ARGV[a + 10] ~= '' then
-    redis.call('SPUBLISH', ARGV[a + 9], ARGV[a + 10])
+  if ARGV[a + 9] ~= '' then
+    redis.call('SPUBLISH', ARGV[a + 8], ARGV[a + 9])
   end
   return 1
 end
 
 local replies = {}
 for i = 0, #KEYS / 3 - 1 do
-  replies[i + 1] = commit(3 * i, 10 * i)
+  replies[i + 1] = commit(3 * i, 9 * i)
 end
 return replies

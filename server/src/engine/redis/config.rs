@@ -25,8 +25,9 @@ pub struct RedisConfig {
     pub reconnect_max_delay: Duration,
     /// Whether commits carry audit rows into the outbox streams.
     pub audit: bool,
-    /// Approximate per-bucket cap of each outbox stream (`XADD MAXLEN ~`):
-    /// bounds memory while no audit consumer trims it.
+    /// Per-bucket high-water mark of each outbox stream: past it the audit
+    /// consumer logs, raises a metric and a `/ready` detail. Nothing is
+    /// trimmed: entries leave a stream only once written to PostgreSQL.
     pub outbox_max_len: u64,
     /// Command connections (per node), used round-robin: one multiplexed
     /// connection leaves the server waiting on round trips under load. Also

@@ -73,7 +73,15 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
     } else {
         format!("Redis Cluster ({})", cfg.cluster_nodes.join(","))
     };
-    let (clients, sub) = open_clients(&cfg, &where_).await?;
+    let (mut clients, sub) = open_clients(&cfg, &where_).await?;
+    // The audit consumer gets a connection of its own: its rounds of 256
+    // XREADGROUPs with ~1 KB entries would otherwise queue commits behind
+    // them (one outstanding commit batch per connection).
+    let outbox_client = if cfg.audit && clients.len() > 1 {
+        clients.pop()
+    } else {
+        None
+    };
     let client = clients[0].clone();
     let version = check_server(&client, &where_).await?;
     let [create, commit, delete] = load_scripts(&client, &where_).await?;
@@ -113,8 +121,8 @@ pub async fn connect(cfg: RedisConfig, metrics: &Metrics) -> Result<Arc<RedisEng
         commits,
         delete,
         audit: cfg.audit,
-        outbox_max_len: cfg.outbox_max_len.max(1).to_string(),
-        outbox_cap: cfg.outbox_max_len,
+        outbox_high_water: cfg.outbox_max_len,
+        outbox_client,
         errors,
         cache: cache::SessionCache::new(cfg.cache_sessions),
     }))
@@ -127,7 +135,8 @@ async fn open_clients(
     where_: &str,
 ) -> Result<(Vec<Client>, SubscriberClient), String> {
     let mut clients = Vec::new();
-    for _ in 0..cfg.connections.max(1) {
+    // One more for the audit consumer when there is one (see `connect`).
+    for _ in 0..cfg.connections.max(1) + usize::from(cfg.audit) {
         clients.push(cfg.builder(32)?.build().map_err(|e| e.to_string())?);
     }
     // Bursts of updates must not overflow the message channel before the

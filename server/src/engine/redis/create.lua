@@ -9,9 +9,10 @@
 -- ARGV[3]  deadline member    "<uuid>:<version>"
 -- ARGV[4]  deadline ms, or "" when the session has no running deadline
 -- ARGV[5]  audit event JSON, or "" when there is no audit row
--- ARGV[6]  outbox MAXLEN (approximate trim)
--- ARGV[7]  update channel     sk:{b<k>}:u:<uuid>
--- ARGV[8]  encoded update, or "" when nothing is published
+-- ARGV[6]  update channel     sk:{b<k>}:u:<uuid>
+-- ARGV[7]  encoded update, or "" when nothing is published
+--
+-- The outbox is not trimmed here (see commit.lua).
 --
 -- Returns 1 when created, 0 when a live session has the id.
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -21,9 +22,9 @@ if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 end
 if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[5])
+  redis.call('XADD', KEYS[3], '*', 'e', ARGV[5])
 end
-if ARGV[8] ~= '' then
-  redis.call('SPUBLISH', ARGV[7], ARGV[8])
+if ARGV[7] ~= '' then
+  redis.call('SPUBLISH', ARGV[6], ARGV[7])
 end
 return 1

@@ -29,10 +29,11 @@ pub struct RedisEngine {
     pub(super) commits: batch::Batcher,
     pub(super) delete: Script,
     pub(super) audit: bool,
-    /// `XADD MAXLEN ~` as the scripts take it.
-    pub(super) outbox_max_len: String,
-    /// The configured outbox cap, for the consumer's near-cap warning.
-    pub(super) outbox_cap: u64,
+    /// Per-stream outbox length past which the consumer raises its
+    /// high-water signal (nothing is trimmed).
+    pub(super) outbox_high_water: u64,
+    /// The audit consumer's own connection (None without an audit trail).
+    pub(super) outbox_client: Option<Client>,
     pub(super) errors: IntCounterVec,
     pub(super) cache: cache::SessionCache,
 }
@@ -74,9 +75,14 @@ impl RedisEngine {
     }
 
     /// The engine's audit outbox streams, for the audit consumer (read
-    /// through one of the engine's connections).
+    /// through a connection of its own when the engine was built with
+    /// `audit`, so consumer rounds never delay commits).
     pub fn outbox(&self) -> Arc<dyn Outbox> {
-        Arc::new(RedisOutbox::new(self.client().clone(), self.outbox_cap))
+        let client = self
+            .outbox_client
+            .clone()
+            .unwrap_or_else(|| self.client().clone());
+        Arc::new(RedisOutbox::new(client, self.outbox_high_water))
     }
 
     fn stored(session: &Session) -> Result<Value, EngineError> {
@@ -207,7 +213,6 @@ impl Engine for RedisEngine {
             Value::from(keys::member(&id, c.session.version)),
             Value::from(c.deadline_ms.map(|d| d.to_string()).unwrap_or_default()),
             Value::from(codec::encode_audit(c.audit.as_ref())?),
-            Value::from(self.outbox_max_len.as_str()),
             Value::from(keys::channel(&id)),
             encode_update(c.update.as_ref()),
         ];
@@ -236,7 +241,6 @@ impl Engine for RedisEngine {
             Value::from(keys::member(&id, c.session.version)),
             Value::from(c.deadline_ms.map(|d| d.to_string()).unwrap_or_default()),
             Value::from(codec::encode_audit(c.audit.as_ref())?),
-            Value::from(self.outbox_max_len.as_str()),
             Value::from(keys::channel(&id)),
             encode_update(c.update.as_ref()),
         ];
@@ -277,7 +281,6 @@ impl Engine for RedisEngine {
         let args = vec![
             Value::from(id.to_string()),
             Value::from(codec::encode_audit(audit.as_ref())?),
-            Value::from(self.outbox_max_len.as_str()),
             Value::from(keys::channel(&id)),
             encode_update(Some(&update)),
         ];

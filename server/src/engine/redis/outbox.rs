@@ -11,10 +11,12 @@
 //! - read: `XREADGROUP … >` (a stream whose group vanished, e.g. after
 //!   FLUSHALL, gets it recreated);
 //! - ack: `XACK` then `XDEL`, so a stream holds exactly the entries not yet
-//!   written and its length is the backlog;
+//!   written and its length is the backlog. This is the only way entries
+//!   leave a stream (the scripts' `XADD` has no `MAXLEN`): an event nobody
+//!   wrote is never trimmed, a PostgreSQL outage grows the streams instead;
 //! - claim: `XAUTOCLAIM` of entries another consumer left pending; the ids
-//!   it reports deleted were trimmed by `XADD MAXLEN ~` before anyone wrote
-//!   them;
+//!   it reports deleted vanished before anyone wrote them (by hand, or
+//!   trimmed by an older version that capped the streams);
 //! - levels: `XLEN` of every stream and `XRANGE - + COUNT 1` of the busy
 //!   ones (an entry id starts with its commit time in ms);
 //! - forget: `XINFO CONSUMERS` + `XGROUP DELCONSUMER` of idle consumers.
@@ -40,17 +42,17 @@ const CONCURRENCY: usize = 32;
 pub struct RedisOutbox {
     client: Client,
     streams: Vec<String>,
-    cap: u64,
+    high_water: u64,
 }
 
 impl RedisOutbox {
-    /// The outbox of every bucket, read through `client`; `cap` is the
-    /// engine's `XADD MAXLEN ~` per stream.
-    pub fn new(client: Client, cap: u64) -> Self {
+    /// The outbox of every bucket, read through `client`; `high_water` is
+    /// the per-stream length past which the consumer signals (`OUTBOX_MAX_LEN`).
+    pub fn new(client: Client, high_water: u64) -> Self {
         RedisOutbox {
             client,
             streams: keys::outbox_keys(),
-            cap,
+            high_water,
         }
     }
 
@@ -91,7 +93,8 @@ impl RedisOutbox {
             .and_then(|p| match codec::decode_audit(p) {
                 Ok(ev) => Some(ev),
                 Err(e) => {
-                    tracing::error!(stream = %self.streams[stream], id = %id, error = %e, payload = %p,
+                    // Id and size only: a payload can be large or sensitive.
+                    tracing::error!(stream = %self.streams[stream], id = %id, error = %e, size = p.len(),
                     "outbox entry is not an audit event; it is not in the audit trail");
                     None
                 }
@@ -122,8 +125,8 @@ impl Outbox for RedisOutbox {
         self.streams.get(partition).cloned().unwrap_or_default()
     }
 
-    fn cap(&self) -> u64 {
-        self.cap
+    fn high_water(&self) -> u64 {
+        self.high_water
     }
 
     /// Creates the group on every stream (MKSTREAM, from the beginning, so
