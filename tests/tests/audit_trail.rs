@@ -21,6 +21,24 @@ async fn start_pg() -> Postgres {
     Postgres::start_async().await.expect("ephemeral postgres")
 }
 
+/// A migrated PostgreSQL and a memory-queue writer into it: (pg, its url,
+/// the writer's metrics, the queue, the writer).
+async fn memory_trail() -> (
+    Postgres,
+    String,
+    AuditMetrics,
+    tokio::sync::mpsc::Sender<AuditEvent>,
+    audit::AuditHandle,
+) {
+    let pg = start_pg().await;
+    let url = pg.url();
+    audit::migrate(&url).await.expect("migrate");
+    let metrics = AuditMetrics::unregistered().expect("metrics");
+    let (tx, handle) =
+        start_memory_writer(AuditConfig::new(&url), metrics.clone()).expect("writer");
+    (pg, url, metrics, tx, handle)
+}
+
 fn service(tx: tokio::sync::mpsc::Sender<AuditEvent>) -> Arc<Service> {
     Service::new(
         Arc::new(MemoryEngine::new(Some(tx))),
@@ -286,12 +304,7 @@ async fn redelivered_events_are_stored_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_event_does_not_block_the_rest() {
-    let pg = start_pg().await;
-    let url = pg.url();
-    audit::migrate(&url).await.expect("migrate");
-    let metrics = AuditMetrics::unregistered().expect("metrics");
-    let (tx, handle) =
-        start_memory_writer(AuditConfig::new(&url), metrics.clone()).expect("writer");
+    let (pg, _, metrics, tx, handle) = memory_trail().await;
     let (good, bad) = (Uuid::new_v4(), Uuid::new_v4());
     let mut poison = event(bad, 1, EventKind::SessionCreated, 1_764_064_800_000);
     let mut state = poison.state.as_ref().expect("a state").to_value();
@@ -717,12 +730,7 @@ fn client_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value>
 async fn everything_the_api_accepts_round_trips_into_postgres() {
     use proptest::strategy::{Strategy, ValueTree};
     use proptest::test_runner::{Config, TestRunner};
-    let pg = start_pg().await;
-    let url = pg.url();
-    audit::migrate(&url).await.expect("migrate");
-    let metrics = AuditMetrics::unregistered().expect("metrics");
-    let (tx, handle) =
-        start_memory_writer(AuditConfig::new(&url), metrics.clone()).expect("writer");
+    let (_pg, url, metrics, tx, handle) = memory_trail().await;
     let svc = service(tx);
     let mut runner = TestRunner::new(Config::default());
     let values = (prop_map_obj(client_json()), prop_map_obj(client_json()));
