@@ -8,6 +8,8 @@ import { SyncKairosError, errorFromResponse } from './errors.js';
 import type {
   CreateSessionRequest,
   EventsPage,
+  MintTokenRequest,
+  MintedToken,
   ServerTime,
   SwitchRequest,
   SwitchResult,
@@ -122,6 +124,14 @@ export class SyncKairosClient {
   /** Deletes a session (idempotent); live subscribers get SESSION_DELETED. */
   async deleteSession(sessionId: string): Promise<void> {
     await this.request('DELETE', `/v1/sessions/${enc(sessionId)}`);
+  }
+
+  /**
+   * (ext) Mints a session token for an end-user device (API key only): a
+   * viewer, a participant (`participant_id` required) or a controller.
+   */
+  mintToken(sessionId: string, body: MintTokenRequest): Promise<MintedToken> {
+    return this.data<MintedToken>('POST', `/v1/sessions/${enc(sessionId)}/tokens`, body);
   }
 
   /** (ext) One page of the audit trail; `AUDIT_UNAVAILABLE`/503 when no audit store is configured. */

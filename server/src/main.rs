@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use synckairos::api::{self, AppInner, AppState};
 use synckairos::audit::{self, Audit, AuditConfig};
-use synckairos::config::{Cli, Command, LogFormat, ServeConfig};
+use synckairos::api::demo_sessions::{DemoLimits, DemoMinter, DemoSessions};
+use synckairos::config::{Cli, Command, DemoMode, LogFormat, ServeConfig};
 use synckairos::engine::Engine;
 use synckairos::engine::memory::MemoryEngine;
 use synckairos::engine::redis::RedisConfig;
@@ -88,7 +89,38 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
         "session ttl: {} s, sweep every {} ms",
         cfg.session_ttl_seconds, cfg.sweep_interval_ms
     );
+    println!("demo sessions: {}", demo_summary(&cfg));
     Ok(())
+}
+
+/// `check-config`'s line about `DEMO`.
+fn demo_summary(cfg: &ServeConfig) -> String {
+    match cfg.demo {
+        DemoMode::Off => "off".into(),
+        DemoMode::On => format!(
+            "on ({} per client address per minute, at most {} live)",
+            cfg.demo_sessions_per_minute, cfg.demo_max_sessions
+        ),
+    }
+}
+
+/// The demo endpoint's state from `DEMO` and whether auth is on.
+fn demo_sessions(
+    cfg: &ServeConfig,
+    auth_on: bool,
+    minter: Option<Arc<dyn DemoMinter>>,
+) -> Result<DemoSessions, String> {
+    match cfg.demo {
+        DemoMode::Off => Ok(DemoSessions::off(auth_on)),
+        DemoMode::On => DemoSessions::on(
+            auth_on,
+            minter,
+            DemoLimits {
+                per_minute: cfg.demo_sessions_per_minute,
+                max_live: usize::try_from(cfg.demo_max_sessions).unwrap_or(usize::MAX),
+            },
+        ),
+    }
 }
 
 /// The document `GET /openapi.json` serves, pretty-printed for diffs.
@@ -182,6 +214,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 
 async fn serve(cfg: ServeConfig) -> Result<(), String> {
     cfg.validate()?;
+    let demo = demo_sessions(&cfg, false, None)?;
     init_logs(cfg.log_format);
     let metrics = Arc::new(Metrics::new());
     let (engine, audit) = build_engine(&cfg, &metrics).await?;
@@ -206,6 +239,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .as_ref()
             .map(|a| a.history.clone() as Arc<dyn audit::History>),
         ws_ping_interval: Duration::from_secs(cfg.ws_ping_interval_seconds),
+        demo,
     });
     let addr = SocketAddr::new(cfg.bind, cfg.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -219,7 +253,9 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     tracing::info!(%local, "synckairos serving");
     let router = api::router(app);
     let stop = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // With the peer address in each request (ConnectInfo): the demo endpoint rate-limits by it.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         signalled.await;
         tracing::info!("shutdown requested: closing WebSockets and draining requests");
         stop.cancel();
