@@ -73,7 +73,13 @@ interface DemoTokens {
   host: string;
   seats: Record<string, string>;
   viewer: string;
-  expires_at: number;
+  expires_at: string;
+}
+
+/** `POST /demo/sessions`'s answer: the clock (its id chosen by the server) and its tokens. */
+interface DemoCreated {
+  session: SyncState;
+  tokens: DemoTokens | null;
 }
 
 /** The tokens this page holds, from its #fragment: `t` its own (seat or viewer), `c` the host's, `o`/`v` the links it shares. */
@@ -143,7 +149,7 @@ function showSetup(config: DemoConfig): void {
     const bankMs = Math.round(Number($<HTMLInputElement>('bank').value) * 60_000);
     const incMs = Math.round(Number($<HTMLInputElement>('increment').value) * 1000);
     const perMoveMs = Math.round(Number($<HTMLInputElement>('per-move').value) * 1000);
-    const id = newSessionId();
+    let id = newSessionId();
     const body: CreateSessionRequest = {
       session_id: id,
       sync_mode: syncMode,
@@ -162,9 +168,12 @@ function showSetup(config: DemoConfig): void {
       let tokens: PageTokens | null = null;
       if (config.auth) {
         const created = await createDemoSession(body);
+        if (!created.tokens) throw new Error('the server sent no tokens');
+        id = created.session.session_id;
         // The host plays the first seat and holds the controls; it shares the other seat and a spectator link.
         const [first, second] = PLAYERS;
-        tokens = { own: created.seats[first]!, control: created.host, opponent: created.seats[second]!, viewer: created.viewer };
+        const t = created.tokens;
+        tokens = { own: t.seats[first]!, control: t.host, opponent: t.seats[second]!, viewer: t.viewer };
       } else {
         await client.createSession(body);
       }
@@ -182,20 +191,20 @@ function showSetup(config: DemoConfig): void {
 }
 
 /** `POST /demo/sessions`: the server creates the clock and mints its tokens. */
-async function createDemoSession(body: CreateSessionRequest): Promise<DemoTokens> {
+async function createDemoSession(body: CreateSessionRequest): Promise<DemoCreated> {
   let r: Response;
   try {
     r = await fetch('/demo/sessions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   } catch (e) {
     throw new Error(`network error: ${(e as Error).message}`, { cause: e });
   }
-  const out = (await r.json().catch(() => ({}))) as { data?: { tokens?: DemoTokens | null }; error?: { message?: string } };
+  const out = (await r.json().catch(() => ({}))) as { data?: DemoCreated; error?: { message?: string } };
   if (!r.ok) {
     const wait = r.headers.get('retry-after');
     throw new Error(`${out.error?.message ?? `HTTP ${r.status}`}${wait ? ` (retry in ${wait} s)` : ''}`);
   }
-  if (!out.data?.tokens) throw new Error('the server sent no tokens');
-  return out.data.tokens;
+  if (!out.data) throw new Error('the server sent no clock');
+  return out.data;
 }
 
 function showShare(input: string, button: string, link: string): void {

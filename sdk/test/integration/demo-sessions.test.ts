@@ -41,14 +41,16 @@ describe('demo sessions endpoint', () => {
     assert.equal((await post(s, chess())).status, 404);
   });
 
-  it('creates a two-seat clock with the /v1 body rules; auth off means no tokens', async () => {
+  it('creates a two-seat clock with the /v1 body rules and an id of its own; auth off means no tokens', async () => {
     const s = await start({ DEMO: 'on' });
     assert.deepEqual(await (await fetch(s.url + '/demo/config')).json(), { auth: false, demo_sessions: true });
-    const id = newSessionId();
-    const ok = await post(s, chess(id));
+    const asked = newSessionId();
+    const ok = await post(s, chess(asked));
     assert.equal(ok.status, 201);
     const data = ok.json.data as { session: { session_id: string; status: string }; tokens: unknown };
-    assert.equal(data.session.session_id, id);
+    const id = data.session.session_id;
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.notEqual(id, asked, 'the server picks the id');
     assert.equal(data.session.status, 'pending');
     assert.equal(data.tokens, null);
     assert.equal((await new SyncKairosClient({ baseUrl: s.url }).getSession(id)).version, 1);
@@ -59,7 +61,10 @@ describe('demo sessions endpoint', () => {
     const bad = await post(s, { ...chess(), total_time_ms: 5 });
     assert.equal(bad.status, 400);
     assert.equal((bad.json.error as { details?: { field?: string } }).details?.field, 'total_time_ms');
-    assert.equal((await post(s, chess(id))).status, 409, 'SESSION_EXISTS, as on /v1');
+    // The same body again is another clock, never the existing one.
+    const again = await post(s, chess(id));
+    assert.equal(again.status, 201);
+    assert.notEqual((again.json.data as { session: { session_id: string } }).session.session_id, id);
   });
 
   it('rate-limits per client address: 429 RATE_LIMITED with an integer Retry-After', async () => {
@@ -75,8 +80,9 @@ describe('demo sessions endpoint', () => {
 
   it('caps live demo clocks; a finished one frees its slot', async () => {
     const s = await start({ DEMO: 'on', DEMO_MAX_SESSIONS: '1', DEMO_SESSIONS_PER_MINUTE: '100' });
-    const first = newSessionId();
-    assert.equal((await post(s, chess(first))).status, 201);
+    const created = await post(s, chess());
+    assert.equal(created.status, 201);
+    const first = (created.json.data as { session: { session_id: string } }).session.session_id;
     const full = await post(s, chess());
     assert.equal(full.status, 429);
     assert.equal(codeOf(full.json), 'QUOTA_EXCEEDED');

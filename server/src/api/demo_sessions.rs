@@ -9,6 +9,8 @@
 //!   page knows whether to create through `/v1` (auth off), here, or not at all.
 //! - `POST /demo/sessions`: the same body as `POST /v1/sessions` (same
 //!   parser, same 400s), two participants; 201 `{data: {session, tokens}}`.
+//!   The server picks the session id (the body's is ignored), so a client
+//!   cannot aim at an existing session or play games with the slot count.
 //!
 //! Both are demo routes, like the page: outside `/v1`, not in the OpenAPI
 //! document, and public. Abuse is bounded by [`DemoQuota`]: a rate per
@@ -38,6 +40,10 @@ pub const DEMO_TOKEN_TTL_SECONDS: u64 = 2 * 3600;
 
 /// Seats of a demo clock: it is a two-player chess clock.
 const DEMO_SEATS: usize = 2;
+
+/// Live demo sessions checked per request when the cap is reached (oldest
+/// first), so a full table costs a bounded number of store reads.
+const SWEEP_BATCH: usize = 64;
 
 /// Client addresses the rate limiter remembers at most; past that, new
 /// addresses are refused until old entries lapse (memory stays bounded).
@@ -344,7 +350,8 @@ async fn create(State(app): State<AppState>, req: Request) -> Result<Response, A
         .map(|c| c.0.ip());
     let JsonBody(body) = JsonBody::<CreateSessionBody>::from_request(req, &app).await?;
     let body = body.ok_or_else(|| ApiError::field("body", "a JSON object is required"))?;
-    let spec = body.into_spec()?;
+    let mut spec = body.into_spec()?;
+    spec.session_id = Uuid::new_v4();
     if spec.participants.len() != DEMO_SEATS {
         return Err(ApiError::field(
             "participants",
@@ -356,12 +363,9 @@ async fn create(State(app): State<AppState>, req: Request) -> Result<Response, A
     if let Err(r) = demo.quota().charge(client_key(peer), now) {
         return Ok(refusal(r, max_live));
     }
-    let ttl = demo
-        .minter
-        .as_ref()
-        .map_or(DEMO_TOKEN_TTL_SECONDS, |m| {
-            DEMO_TOKEN_TTL_SECONDS.min(m.max_ttl_seconds())
-        });
+    let ttl = demo.minter.as_ref().map_or(DEMO_TOKEN_TTL_SECONDS, |m| {
+        DEMO_TOKEN_TTL_SECONDS.min(m.max_ttl_seconds())
+    });
     let id = spec.session_id;
     let until = now + ttl as i64 * 1000;
     let reserved = demo.quota().reserve(id, until, now);
@@ -369,7 +373,7 @@ async fn create(State(app): State<AppState>, req: Request) -> Result<Response, A
         // Full: free the slots of demo sessions already gone or finished, then retry once.
         let ids = demo.quota().live_ids();
         let mut dead = Vec::new();
-        for sid in ids {
+        for sid in ids.into_iter().take(SWEEP_BATCH) {
             match app.service.get(sid).await {
                 Ok(s) if !s.status.is_terminal() => {}
                 _ => dead.push(sid),
