@@ -2,9 +2,17 @@
 // computed each frame from the newest server state and the clock estimate;
 // buttons only send commands, and the screen changes when the server's
 // update arrives, so every tab shows the same thing.
+//
+// With auth off (`make run`) the page creates clocks through /v1 and anyone
+// with the link may press. With auth on, the server creates them
+// (POST /demo/sessions, DEMO=on) and hands out session tokens, carried in
+// the links' #fragment (never sent to a server, never in a Referer): the
+// host gets White's seat and the controls, Black's link holds Black's seat,
+// the spectator link a viewer token that cannot press at all.
 import {
   SessionSubscription,
   SyncKairosClient,
+  decodeTokenClaims,
   formatClock,
   isSyncKairosError,
   newSessionId,
@@ -30,9 +38,21 @@ interface DemoProbe {
   flagShownAt: number | null;
   offsetMs: number | null;
   uncertaintyMs: number | null;
+  /** With auth on: the token's role and seat (null: auth off, anyone may press). */
+  role: string | null;
+  seat: string | null;
 }
 
-const probe: DemoProbe = { frame: null, activeShownAt: [], pressedAt: null, flagShownAt: null, offsetMs: null, uncertaintyMs: null };
+const probe: DemoProbe = {
+  frame: null,
+  activeShownAt: [],
+  pressedAt: null,
+  flagShownAt: null,
+  offsetMs: null,
+  uncertaintyMs: null,
+  role: null,
+  seat: null,
+};
 (globalThis as { synckairosDemo?: DemoProbe }).synckairosDemo = probe;
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -42,9 +62,67 @@ const $ = <T extends HTMLElement>(id: string): T => {
 };
 const epochNow = (): number => performance.timeOrigin + performance.now();
 
+/** What the server says about creating clocks (`GET /demo/config`). */
+interface DemoConfig {
+  auth: boolean;
+  demo_sessions: boolean;
+}
+
+/** The tokens `POST /demo/sessions` hands out with auth on. */
+interface DemoTokens {
+  host: string;
+  seats: Record<string, string>;
+  viewer: string;
+  expires_at: string;
+}
+
+/** `POST /demo/sessions`'s answer: the clock (its id chosen by the server) and its tokens. */
+interface DemoCreated {
+  session: SyncState;
+  tokens: DemoTokens | null;
+}
+
+/** The tokens this page holds, from its #fragment: `t` its own (seat or viewer), `c` the host's, `o`/`v` the links it shares. */
+interface PageTokens {
+  own: string;
+  control?: string;
+  opponent?: string;
+  viewer?: string;
+}
+
+async function demoConfig(): Promise<DemoConfig> {
+  try {
+    const r = await fetch('/demo/config', { headers: { accept: 'application/json' } });
+    if (r.ok) return (await r.json()) as DemoConfig;
+  } catch {
+    // An older server without the route: auth off, as before.
+  }
+  return { auth: false, demo_sessions: false };
+}
+
+function pageTokens(hash: string): PageTokens | null {
+  const f = new URLSearchParams(hash.replace(/^#/, ''));
+  const own = f.get('t');
+  if (!own) return null;
+  const out: PageTokens = { own };
+  for (const [key, name] of [['c', 'control'], ['o', 'opponent'], ['v', 'viewer']] as const) {
+    const v = f.get(key);
+    if (v) out[name] = v;
+  }
+  return out;
+}
+
+function fragment(t: PageTokens): string {
+  const f = new URLSearchParams({ t: t.own });
+  if (t.control) f.set('c', t.control);
+  if (t.opponent) f.set('o', t.opponent);
+  if (t.viewer) f.set('v', t.viewer);
+  return '#' + f.toString();
+}
+
 const client = new SyncKairosClient({ baseUrl: location.origin });
 
-function showSetup(): void {
+function showSetup(config: DemoConfig): void {
   $('setup').hidden = false;
   $('game').hidden = true;
   const form = $<HTMLFormElement>('setup');
@@ -55,6 +133,13 @@ function showSetup(): void {
   };
   mode.addEventListener('change', syncRows);
   syncRows();
+  const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
+  if (config.auth && !config.demo_sessions) {
+    $('setup-error').textContent =
+      'This server requires credentials and its public demo is off: its operator can turn it on with DEMO=on.';
+    submit.disabled = true;
+    return;
+  }
   // The handlers catch their own errors; `void` marks the promise as handled.
   const create = async (ev: SubmitEvent) => {
     ev.preventDefault();
@@ -64,7 +149,7 @@ function showSetup(): void {
     const bankMs = Math.round(Number($<HTMLInputElement>('bank').value) * 60_000);
     const incMs = Math.round(Number($<HTMLInputElement>('increment').value) * 1000);
     const perMoveMs = Math.round(Number($<HTMLInputElement>('per-move').value) * 1000);
-    const id = newSessionId();
+    let id = newSessionId();
     const body: CreateSessionRequest = {
       session_id: id,
       sync_mode: syncMode,
@@ -78,13 +163,23 @@ function showSetup(): void {
       ...(syncMode === 'per_participant' ? { increment_ms: incMs } : {}),
       metadata: { demo: 'chess-clock' },
     };
-    const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
     submit.disabled = true;
     try {
-      await client.createSession(body);
-      history.pushState(null, '', `/?session=${id}`);
+      let tokens: PageTokens | null = null;
+      if (config.auth) {
+        const created = await createDemoSession(body);
+        if (!created.tokens) throw new Error('the server sent no tokens');
+        id = created.session.session_id;
+        // The host plays the first seat and holds the controls; it shares the other seat and a spectator link.
+        const [first, second] = PLAYERS;
+        const t = created.tokens;
+        tokens = { own: t.seats[first]!, control: t.host, opponent: t.seats[second]!, viewer: t.viewer };
+      } else {
+        await client.createSession(body);
+      }
+      history.pushState(null, '', `/?session=${id}${tokens ? fragment(tokens) : ''}`);
       $('setup').hidden = true;
-      showGame(id);
+      showGame(id, tokens);
     } catch (e) {
       const field = isSyncKairosError(e) && e.details ? ` (${Object.keys(e.details).join(', ')})` : '';
       err.textContent = `Could not create the clock: ${(e as Error).message}${field}`;
@@ -95,22 +190,69 @@ function showSetup(): void {
   form.addEventListener('submit', (ev) => void create(ev));
 }
 
-function showGame(sessionId: string): void {
-  $('game').hidden = false;
-  const share = $<HTMLInputElement>('share-link');
-  share.value = `${location.origin}/?session=${sessionId}`;
+/** `POST /demo/sessions`: the server creates the clock and mints its tokens. */
+async function createDemoSession(body: CreateSessionRequest): Promise<DemoCreated> {
+  let r: Response;
+  try {
+    r = await fetch('/demo/sessions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  } catch (e) {
+    throw new Error(`network error: ${(e as Error).message}`, { cause: e });
+  }
+  const out = (await r.json().catch(() => ({}))) as { data?: DemoCreated; error?: { message?: string } };
+  if (!r.ok) {
+    const wait = r.headers.get('retry-after');
+    throw new Error(`${out.error?.message ?? `HTTP ${r.status}`}${wait ? ` (retry in ${wait} s)` : ''}`);
+  }
+  if (!out.data) throw new Error('the server sent no clock');
+  return out.data;
+}
+
+function showShare(input: string, button: string, link: string): void {
+  const field = $<HTMLInputElement>(input);
+  field.value = link;
   const copy = async () => {
-    share.select();
+    field.select();
     try {
-      await navigator.clipboard.writeText(share.value);
-      $('copy').textContent = 'Copied';
+      await navigator.clipboard.writeText(field.value);
+      $(button).textContent = 'Copied';
     } catch {
       document.execCommand?.('copy');
     }
   };
-  $('copy').addEventListener('click', () => void copy());
+  $(button).addEventListener('click', () => void copy());
+}
 
-  const sub = new SessionSubscription(sessionId, { client });
+function showGame(sessionId: string, tokens: PageTokens | null): void {
+  $('game').hidden = false;
+  const base = `${location.origin}/?session=${sessionId}`;
+  // With auth on, what this page may do comes from its token (decoded only
+  // to pick the controls; the server checks every press).
+  const claims = tokens ? decodeTokenClaims(tokens.own) : null;
+  const role = claims?.role ?? null;
+  const seat = role === 'participant' ? (claims?.sub ?? null) : null;
+  probe.role = role;
+  probe.seat = seat;
+  const canControl = !tokens || tokens.control !== undefined;
+  const mayPress = (pid: string) => !tokens || seat === pid;
+  if (!tokens) {
+    showShare('share-link', 'copy', base);
+  } else if (tokens.opponent && tokens.viewer) {
+    const other = decodeTokenClaims(tokens.opponent)?.sub ?? 'opponent';
+    $('share-label').textContent = `${NAMES[other as Pid] ?? other}'s link`;
+    showShare('share-link', 'copy', `${base}${fragment({ own: tokens.opponent })}`);
+    $('spectator-row').hidden = false;
+    showShare('spectator-link', 'copy-spectator', `${base}${fragment({ own: tokens.viewer })}`);
+  } else {
+    $('share').hidden = true;
+  }
+  if (tokens) {
+    $('seat').hidden = false;
+    $('seat').textContent = seat ? `you are ${NAMES[seat as Pid] ?? seat}` : 'spectator';
+  }
+
+  const own = tokens ? new SyncKairosClient({ baseUrl: location.origin, token: tokens.own }) : client;
+  const control = tokens?.control ? new SyncKairosClient({ baseUrl: location.origin, token: tokens.control }) : own;
+  const sub = new SessionSubscription(sessionId, { client: own });
   const flagged = new Set<string>();
   let shownActive: string | null | undefined;
   let shownVersion = 0;
@@ -125,7 +267,8 @@ function showGame(sessionId: string): void {
       case 'pending':
         return 'Ready. Press Start; White moves first.';
       case 'running':
-        return active ? `${NAMES[active] ?? active} to move. Space ends the turn.` : 'Running.';
+        if (!active) return 'Running.';
+        return mayPress(active) ? `${NAMES[active] ?? active} to move. Space ends the turn.` : `${NAMES[active] ?? active} to move.`;
       case 'paused':
         return `Paused${active ? ` on ${NAMES[active] ?? active}'s turn` : ''}.`;
       case 'expired':
@@ -146,7 +289,8 @@ function showGame(sessionId: string): void {
       await fn();
     } catch (e) {
       // CONFLICT: the other screen pressed first; that press won and its update shows it.
-      if (isSyncKairosError(e, 'CONFLICT')) return;
+      // NOT_YOUR_TURN: likewise, the turn passed before this press arrived.
+      if (isSyncKairosError(e, 'CONFLICT') || isSyncKairosError(e, 'NOT_YOUR_TURN')) return;
       actionError.textContent = `${what} failed: ${(e as Error).message}`;
     }
   };
@@ -154,14 +298,14 @@ function showGame(sessionId: string): void {
     const s = sub.state;
     if (!s || s.status !== 'running') return;
     const current = pid ?? s.active_participant_id;
-    if (!current || current !== s.active_participant_id) return;
+    if (!current || current !== s.active_participant_id || !mayPress(current)) return;
     probe.pressedAt = epochNow();
-    void act('Switch', () => client.switch(sessionId, { current_participant_id: current }));
+    void act('Switch', () => own.switch(sessionId, { current_participant_id: current }));
   };
 
-  $('start').addEventListener('click', () => void act('Start', () => client.start(sessionId)));
-  $('pause').addEventListener('click', () => void act('Pause', () => client.pause(sessionId)));
-  $('resume').addEventListener('click', () => void act('Resume', () => client.resume(sessionId)));
+  $('start').addEventListener('click', () => void act('Start', () => control.start(sessionId)));
+  $('pause').addEventListener('click', () => void act('Pause', () => control.pause(sessionId)));
+  $('resume').addEventListener('click', () => void act('Resume', () => control.resume(sessionId)));
   $('switch').addEventListener('click', () => doSwitch());
   for (const pid of PLAYERS) {
     // Like a real chess clock: you press your own clock to end your turn.
@@ -192,6 +336,7 @@ function showGame(sessionId: string): void {
   });
   sub.on('error', (e) => {
     if (e.code === 'SESSION_NOT_FOUND' && !sub.state) setStatus('No such session (it may have ended or the server restarted). Start a new clock.');
+    if (e.code === 'UNAUTHORIZED') actionError.textContent = 'This link has expired. Start a new clock.';
   });
   sub.on('clock', (est) => {
     probe.offsetMs = est.offsetMs;
@@ -225,10 +370,12 @@ function showGame(sessionId: string): void {
         if (looks.get(pid) !== look) {
           // Touch the DOM only when something visible changed, not every frame.
           looks.set(pid, look);
-          const face = $(`clock-${pid}`);
+          const face = $<HTMLButtonElement>(`clock-${pid}`);
           face.classList.toggle('active', active);
           face.classList.toggle('flagged', isFlagged);
           face.setAttribute('aria-pressed', String(active));
+          // With auth on a face is a button only for its own seat, on its turn.
+          face.disabled = !!tokens && !(active && mayPress(pid));
           face.setAttribute('aria-label', `${NAMES[pid]}: ${text}${isFlagged ? ', flag fell' : active ? ', to move' : ''}`);
           $(`flag-${pid}`).hidden = !isFlagged;
         }
@@ -243,10 +390,12 @@ function showGame(sessionId: string): void {
       }
       probe.frame = { at, remaining, active: activeNow, version: s.version, status: s.status, deadline: s.deadline_ms ?? null };
       const terminal = s.status === 'expired' || s.status === 'completed' || s.status === 'cancelled';
-      $('start').hidden = s.status !== 'pending';
-      $('switch').hidden = s.status !== 'running';
-      $('pause').hidden = s.status !== 'running';
-      $('resume').hidden = s.status !== 'paused';
+      const myTurn = s.status === 'running' && !!activeNow && mayPress(activeNow);
+      $('start').hidden = !canControl || s.status !== 'pending';
+      $('switch').hidden = s.status !== 'running' || (!!tokens && !seat);
+      $<HTMLButtonElement>('switch').disabled = !!tokens && !myTurn;
+      $('pause').hidden = !canControl || s.status !== 'running';
+      $('resume').hidden = !canControl || s.status !== 'paused';
       $('new-clock').classList.toggle('primary', terminal);
       setStatus(describe(s));
     }
@@ -257,5 +406,5 @@ function showGame(sessionId: string): void {
 
 const params = new URLSearchParams(location.search);
 const session = params.get('session');
-if (session && /^[0-9a-fA-F-]{36}$/.test(session)) showGame(session);
-else showSetup();
+if (session && /^[0-9a-fA-F-]{36}$/.test(session)) showGame(session, pageTokens(location.hash));
+else void demoConfig().then(showSetup);

@@ -5,6 +5,17 @@
  */
 export * from './types.js';
 export * from './errors.js';
+export {
+  Credentials,
+  decodeTokenClaims,
+  keepTokenFresh,
+  tokenExpiresAtMs,
+  type CredentialOptions,
+  type KeepFreshOptions,
+  type RefreshTimers,
+  type TokenClaims,
+  type TokenProvider,
+} from './auth.js';
 export { SyncKairosClient, newSessionId, type ClientOptions } from './rest.js';
 export {
   ClockEstimator,

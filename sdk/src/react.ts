@@ -5,6 +5,7 @@
  * computed each frame rather than counted down.
  */
 import { useEffect, useMemo, useRef, useState } from 'react';
+import { keepTokenFresh } from './auth.js';
 import type { ClockEstimate } from './clock.js';
 import {
   SessionSubscription,
@@ -15,7 +16,13 @@ import {
 import { activeRemainingMs, participantRemainingMs } from './time.js';
 import type { SyncState } from './types.js';
 
-/** Options of {@link useSyncKairos}: subscription options plus rendering control. */
+/**
+ * Options of {@link useSyncKairos}: subscription options plus rendering
+ * control. With auth on, pass `token` (a session token) and `refreshToken`
+ * (resolves to a fresh one): the hook calls it `refreshMarginMs` (default
+ * 30 s) before the token's `exp`, and a new `token` prop is used from the
+ * next connection on, without re-subscribing.
+ */
 export interface UseSyncKairosOptions extends SubscriptionOptions {
   /** Re-render every animation frame while the session runs (default true). */
   live?: boolean;
@@ -93,6 +100,8 @@ export function useSyncKairos(
       return undefined;
     }
     const { live: _live, ...subOptions } = optionsRef.current;
+    // The newest callback from the props, whichever render created the subscription.
+    if (subOptions.refreshToken) subOptions.refreshToken = () => optionsRef.current.refreshToken!();
     const sub = new SessionSubscription(sessionId, subOptions);
     setSubscription(sub);
     setState(sub.state);
@@ -109,11 +118,21 @@ export function useSyncKairos(
       sub.on('expired', setLastExpired),
       sub.on('error', setError),
     ];
+    const stopRefresh = keepTokenFresh(sub.credentials, {
+      onError: (e) => setError({ code: 'UNAUTHORIZED', message: `token refresh failed: ${String((e as Error)?.message ?? e)}` }),
+    });
     return () => {
+      stopRefresh();
       for (const off of offs) off();
       sub.close();
     };
   }, [sessionId, baseUrl]);
+
+  // A new token from the app: used from the next connection on.
+  const token = typeof options.token === 'string' ? options.token : undefined;
+  useEffect(() => {
+    if (subscription && token !== undefined && subscription.credentials.token !== token) subscription.credentials.set(token);
+  }, [subscription, token]);
 
   const running = state?.status === 'running';
   useEffect(() => {

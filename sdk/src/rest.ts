@@ -3,21 +3,28 @@
  * and turns error bodies into {@link SyncKairosError}s, so application code
  * deals in states and codes, not HTTP.
  */
-import { SyncKairosError } from './errors.js';
+import { Credentials, type CredentialOptions } from './auth.js';
+import { SyncKairosError, errorFromResponse } from './errors.js';
 import type {
   CreateSessionRequest,
   EventsPage,
+  MintTokenRequest,
+  MintedToken,
   ServerTime,
   SwitchRequest,
   SwitchResult,
   SyncState,
 } from './types.js';
 
-/** Options for {@link SyncKairosClient}. */
-export interface ClientOptions {
+/**
+ * Options for {@link SyncKairosClient}. The credential (`apiKey`, or `token`
+ * with an optional `refreshToken`) is sent as `Authorization: Bearer` on
+ * REST and as `?token=` on the WebSocket.
+ */
+export interface ClientOptions extends CredentialOptions {
   /** Server origin, e.g. `http://localhost:3000` (no trailing path needed). Defaults to the page origin in browsers. */
   baseUrl?: string;
-  /** Extra headers on every request (e.g. `Authorization`). */
+  /** Extra headers on every request. */
   headers?: Record<string, string>;
   /** A `fetch` implementation; defaults to the global one. */
   fetch?: typeof fetch;
@@ -44,6 +51,8 @@ function retryAfter(h: string | null): number | undefined {
 export class SyncKairosClient {
   /** Normalised origin (no trailing slash). */
   readonly baseUrl: string;
+  /** The credential this client presents; subscriptions made with this client share it. */
+  readonly credentials: Credentials;
   private readonly headers: Record<string, string>;
   private readonly fetchImpl: typeof fetch;
   private readonly timeoutMs: number;
@@ -57,13 +66,18 @@ export class SyncKairosClient {
     }
     this.fetchImpl = f.bind(globalThis);
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.credentials = new Credentials(options);
   }
 
-  /** The WebSocket URL for a session (`ws(s)://host/ws?sessionId=...`). */
-  wsUrl(sessionId: string): string {
+  /**
+   * The WebSocket URL for a session (`ws(s)://host/ws?sessionId=...`), with
+   * `&token=` when a credential is given: browsers cannot set headers on a WebSocket.
+   */
+  wsUrl(sessionId: string, credential?: string): string {
     const u = new URL(this.baseUrl + '/ws');
     u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
     u.searchParams.set('sessionId', sessionId);
+    if (credential !== undefined) u.searchParams.set('token', credential);
     return u.toString();
   }
 
@@ -112,6 +126,14 @@ export class SyncKairosClient {
     await this.request('DELETE', `/v1/sessions/${enc(sessionId)}`);
   }
 
+  /**
+   * (ext) Mints a session token for an end-user device (API key only): a
+   * viewer, a participant (`participant_id` required) or a controller.
+   */
+  mintToken(sessionId: string, body: MintTokenRequest): Promise<MintedToken> {
+    return this.data<MintedToken>('POST', `/v1/sessions/${enc(sessionId)}/tokens`, body);
+  }
+
   /** (ext) One page of the audit trail; `AUDIT_UNAVAILABLE`/503 when no audit store is configured. */
   async events(sessionId: string, opts: { cursor?: string; limit?: number } = {}): Promise<EventsPage> {
     const q = new URLSearchParams();
@@ -145,9 +167,26 @@ export class SyncKairosClient {
     return out.data as T;
   }
 
-  /** One request; resolves with the parsed JSON body (undefined for 204). */
+  /**
+   * One request with the current credential. A 401 on a token that a
+   * provider can replace is retried once with a fresh token: the server
+   * executed nothing, so even a switch is safe to repeat.
+   */
   private async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    const credential = await this.credentials.get();
+    try {
+      return await this.send(method, path, body, credential);
+    } catch (e) {
+      if (!(e instanceof SyncKairosError) || e.status !== 401 || credential === undefined || !this.credentials.canRefresh) throw e;
+      this.credentials.invalidate(credential);
+      return this.send(method, path, body, await this.credentials.get());
+    }
+  }
+
+  /** Resolves with the parsed JSON body (undefined for 204). */
+  private async send(method: string, path: string, body: unknown, credential: string | undefined): Promise<unknown> {
     const headers: Record<string, string> = { accept: 'application/json', ...this.headers };
+    if (credential !== undefined) headers.authorization = `Bearer ${credential}`;
     let payload: string | undefined;
     if (body !== undefined) {
       headers['content-type'] = 'application/json';
@@ -180,8 +219,18 @@ export class SyncKairosClient {
     if (res.ok) return json;
     const err = (json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined)?.error;
     const fallback =
-      res.status === 404 ? 'NOT_FOUND' : res.status === 503 ? 'SERVICE_UNAVAILABLE' : res.status === 429 ? 'RATE_LIMITED' : 'INTERNAL_ERROR';
-    throw new SyncKairosError(
+      res.status === 404
+        ? 'NOT_FOUND'
+        : res.status === 503
+          ? 'SERVICE_UNAVAILABLE'
+          : res.status === 429
+            ? 'RATE_LIMITED'
+            : res.status === 401
+              ? 'UNAUTHORIZED'
+              : res.status === 403
+                ? 'FORBIDDEN'
+                : 'INTERNAL_ERROR';
+    throw errorFromResponse(
       err?.code ?? fallback,
       err?.message ?? `${method} ${path}: HTTP ${res.status}`,
       res.status,

@@ -5,6 +5,7 @@
  * sends heartbeat PINGs that double as clock samples, and drops a socket
  * that has gone quiet so a half-open connection cannot freeze a clock face.
  */
+import type { CredentialOptions, Credentials } from './auth.js';
 import { ClockEstimator, localNow, type ClockEstimate } from './clock.js';
 import { SyncKairosClient } from './rest.js';
 import { participantRemainingMs } from './time.js';
@@ -61,11 +62,15 @@ export interface SubscriptionEvents {
   clock: (estimate: ClockEstimate) => void;
 }
 
-/** Options for {@link SessionSubscription}. */
-export interface SubscriptionOptions {
+/**
+ * Options for {@link SessionSubscription}. The credential is the client's
+ * when a `client` is given (they then share refreshed tokens), else the
+ * `apiKey`/`token`/`refreshToken` here.
+ */
+export interface SubscriptionOptions extends CredentialOptions {
   /** Server origin; defaults to `client.baseUrl` or the page origin. */
   baseUrl?: string;
-  /** REST client whose `baseUrl` is used. */
+  /** REST client whose `baseUrl` and credential are used. */
   client?: SyncKairosClient;
   /** WebSocket implementation; defaults to the global `WebSocket`. */
   WebSocket?: WebSocketFactory;
@@ -114,7 +119,13 @@ export class SessionSubscription {
   readonly sessionId: string;
   /** The clock estimate used by {@link serverNow}. */
   readonly clock: ClockEstimator;
-  private readonly url: string;
+  private readonly client: SyncKairosClient;
+  /** The credential the current socket was opened with (to invalidate it if refused). */
+  private wsCredential: string | undefined;
+  /** Whether the current socket got CONNECTED (a socket closed before it may have been refused). */
+  private connected = false;
+  /** Bumped per connect attempt, so a token fetched for an abandoned attempt is not used. */
+  private connectSeq = 0;
   private readonly WS: WebSocketFactory;
   private readonly now: () => number;
   private readonly timers: Timers;
@@ -139,6 +150,8 @@ export class SessionSubscription {
   private _state: SyncState | null = null;
   /** Newest version accepted; reset to 0 when the server lost the session. */
   private floorVersion = 0;
+  /** The server said the session does not exist; its close 1008 that follows is final. */
+  private notFound = false;
   private _status: ConnectionStatus = 'connecting';
   private attempt = 0;
   private reconnects = 0;
@@ -158,8 +171,16 @@ export class SessionSubscription {
 
   constructor(sessionId: string, options: SubscriptionOptions = {}) {
     this.sessionId = sessionId;
-    const client = options.client ?? new SyncKairosClient(options.baseUrl !== undefined ? { baseUrl: options.baseUrl } : {});
-    this.url = client.wsUrl(sessionId);
+    const { apiKey, token, refreshToken, refreshMarginMs } = options;
+    this.client =
+      options.client ??
+      new SyncKairosClient({
+        ...(options.baseUrl !== undefined ? { baseUrl: options.baseUrl } : {}),
+        ...(apiKey !== undefined ? { apiKey } : {}),
+        ...(token !== undefined ? { token } : {}),
+        ...(refreshToken !== undefined ? { refreshToken } : {}),
+        ...(refreshMarginMs !== undefined ? { refreshMarginMs } : {}),
+      });
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketFactory }).WebSocket;
     if (!WS) throw new Error('no WebSocket implementation: pass options.WebSocket');
     this.WS = WS;
@@ -188,6 +209,11 @@ export class SessionSubscription {
   /** Current connection status. */
   get status(): ConnectionStatus {
     return this._status;
+  }
+
+  /** The credential the socket is opened with (shared with the client's REST calls). */
+  get credentials(): Credentials {
+    return this.client.credentials;
   }
 
   /** How many times the socket was re-opened after a drop. */
@@ -243,23 +269,49 @@ export class SessionSubscription {
     this.emit('status', s);
   }
 
+  /**
+   * Opens a socket with the current credential; when a token must first come
+   * from the provider (none yet, near `exp`, or refused), waits for it.
+   */
   private connect(): void {
     if (this.stopped) return;
+    const seq = ++this.connectSeq;
+    const creds = this.client.credentials;
+    const now = creds.current();
+    if (now !== undefined || !creds.canRefresh) {
+      this.open(now);
+      return;
+    }
+    creds.get().then(
+      (t) => {
+        if (!this.stopped && seq === this.connectSeq) this.open(t);
+      },
+      (e: unknown) => {
+        if (this.stopped || seq !== this.connectSeq) return;
+        this.emit('error', { code: 'UNAUTHORIZED', message: String((e as Error)?.message ?? e) });
+        this.scheduleReconnect();
+      },
+    );
+  }
+
+  private open(credential: string | undefined): void {
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(this.url);
+      ws = new this.WS(this.client.wsUrl(this.sessionId, credential));
     } catch {
       this.scheduleReconnect();
       return;
     }
     this.ws = ws;
+    this.wsCredential = credential;
+    this.connected = false;
     this.awaitingSince = this.now();
     this.pending.clear();
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onMessage(ev.data);
     };
     ws.onclose = (ev) => {
-      if (this.ws === ws) this.onClose(ev.code);
+      if (this.ws === ws) this.onClose(ev.code, ev.reason);
     };
     ws.onerror = () => {
       // Errors are followed by close; the close handler decides what to do.
@@ -279,6 +331,7 @@ export class SessionSubscription {
     switch (msg.type) {
       case 'CONNECTED':
         this.attempt = 0;
+        this.connected = true;
         this.setStatus('open');
         // Ask for the full state; STATE_SYNC answers (a newer server also sends one unasked).
         this.send({ type: 'RECONNECT', ...(this._state ? { last_known_version: this._state.version } : {}) });
@@ -309,9 +362,11 @@ export class SessionSubscription {
         break;
       case 'ERROR':
         if (msg.code === 'SESSION_NOT_FOUND') {
-          // The server no longer has the session (e.g. a restarted memory engine):
-          // accept a re-created session's versions from 1 again.
+          // The server does not have the session (never created, expired, or lost
+          // by a restarted memory engine). It closes with 1008 next (API.md,
+          // Limits), and the subscription ends: retrying would only ask again.
           this.floorVersion = 0;
+          this.notFound = true;
         }
         this.emit('error', { code: msg.code, message: msg.message });
         break;
@@ -386,7 +441,7 @@ export class SessionSubscription {
       if (this.awaitingSince !== null && this.now() - this.awaitingSince > this.heartbeatTimeoutMs) {
         // Half-open or stuck connection: drop it and reconnect.
         this.dropSocket(4000, 'heartbeat timeout');
-        this.onClose(4000);
+        this.onClose(4000, 'heartbeat timeout');
         return;
       }
       if (this._status === 'open') this.ping();
@@ -430,11 +485,35 @@ export class SessionSubscription {
     }
   }
 
-  private onClose(code: number): void {
+  private onClose(code: number, reason: string): void {
     this.ws = null;
     this.clearTimers();
     this.burstLeft = 0;
     if (this.stopped) return;
+    const creds = this.client.credentials;
+    if (code === 1008 && reason === 'token expired') {
+      // API.md: the server closes a socket whose token expired; reconnect with a fresh one.
+      if (!creds.canRefresh) {
+        this.emit('error', { code: 'UNAUTHORIZED', message: 'token expired, and no token provider to refresh it' });
+        this.close();
+        return;
+      }
+      creds.invalidate(this.wsCredential);
+      this.reconnects += 1;
+      this.setStatus('reconnecting');
+      this.connect();
+      return;
+    }
+    if (!this.connected && creds.canRefresh) {
+      // Closed before CONNECTED: the upgrade may have been refused (401/403 cannot be
+      // read from a browser WebSocket), so the next attempt asks for a fresh token.
+      creds.invalidate(this.wsCredential);
+    }
+    if (code === 1008 && this.notFound) {
+      // SESSION_NOT_FOUND was already reported; nothing to retry.
+      this.close();
+      return;
+    }
     if (code === 1008) {
       // Policy violation: a malformed session id; retrying cannot help.
       this.emit('error', { code: 'VALIDATION_ERROR', message: 'the server refused the session id (close 1008)' });

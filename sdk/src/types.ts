@@ -67,6 +67,31 @@ export type EventsPage = [EventsBody] extends [never]
   ? { data: Array<Record<string, unknown>>; next_cursor: string | null }
   : EventsBody;
 
+/** The generated operations of `path`, or never while the document does not have it. */
+type PathItem<P extends string> = P extends keyof paths ? paths[P] : never;
+
+/** What the document says the token endpoint takes and answers (never until it documents it). */
+type MintBody = Json<PathItem<'/v1/sessions/{id}/tokens'>['post']['requestBody']>;
+type MintedBody = Json<PathItem<'/v1/sessions/{id}/tokens'>['post']['responses'][201]>;
+
+/** A session token's role (API.md "Authentication and authorization"). */
+export type TokenRole = 'viewer' | 'participant' | 'controller';
+
+/**
+ * Body of `POST /v1/sessions/{id}/tokens` (API key only): the generated type
+ * once the server documents the route; until then the contract's shape.
+ */
+export type MintTokenRequest = [MintBody] extends [never]
+  ? { role: TokenRole; participant_id?: string; ttl_seconds?: number }
+  : MintBody;
+
+/** A minted session token: send it as `token` to a client on the user's device. */
+export type MintedToken = [MintedBody] extends [never]
+  ? { token: string; expires_at: string; role: TokenRole; participant_id?: string }
+  : MintedBody extends { data: infer D }
+    ? D
+    : never;
+
 /** Messages the server sends over the WebSocket. */
 export type ServerMessage =
   | { type: 'CONNECTED'; sessionId: string; timestamp: number }

@@ -31,6 +31,16 @@ pub enum Command {
     Openapi,
 }
 
+/// Whether the server hosts demo sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoMode {
+    /// `POST /demo/sessions` creates demo clocks and, with auth on, hands
+    /// out their session tokens (needs TOKEN_SECRET then).
+    On,
+    /// The demo page is still served; with auth on it cannot create clocks.
+    Off,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -137,6 +147,17 @@ pub struct ServeConfig {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// on: the demo page can create chess clocks even with auth on (the
+    /// server mints their tokens; rate-limited and capped below).
+    #[arg(long, env = "DEMO", value_enum, default_value_t = DemoMode::Off)]
+    pub demo: DemoMode,
+    /// Demo clocks one client address may create per minute (DEMO=on).
+    #[arg(long, env = "DEMO_SESSIONS_PER_MINUTE", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub demo_sessions_per_minute: u32,
+    /// Demo clocks live at once on this instance (DEMO=on); each holds its
+    /// slot until it ends or its tokens expire (2 h).
+    #[arg(long, env = "DEMO_MAX_SESSIONS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub demo_max_sessions: u64,
 }
 
 impl ServeConfig {

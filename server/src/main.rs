@@ -12,9 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use synckairos::api::ws::WsLimits;
+use synckairos::api::demo_sessions::{DemoLimits, DemoMinter, DemoSessions};
 use synckairos::api::{self, AppInner, AppState};
 use synckairos::audit::{self, Audit, AuditConfig};
-use synckairos::config::{Cli, Command, LogFormat, ServeConfig};
+use synckairos::config::{Cli, Command, DemoMode, LogFormat, ServeConfig};
 use synckairos::engine::Engine;
 use synckairos::engine::memory::MemoryEngine;
 use synckairos::engine::redis::RedisConfig;
@@ -118,7 +119,38 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
         cfg.http_header_timeout_seconds,
         cfg.http_request_timeout_ms
     );
+    println!("demo sessions: {}", demo_summary(&cfg));
     Ok(())
+}
+
+/// `check-config`'s line about `DEMO`.
+fn demo_summary(cfg: &ServeConfig) -> String {
+    match cfg.demo {
+        DemoMode::Off => "off".into(),
+        DemoMode::On => format!(
+            "on ({} per client address per minute, at most {} live)",
+            cfg.demo_sessions_per_minute, cfg.demo_max_sessions
+        ),
+    }
+}
+
+/// The demo endpoint's state from `DEMO` and whether auth is on.
+fn demo_sessions(
+    cfg: &ServeConfig,
+    auth_on: bool,
+    minter: Option<Arc<dyn DemoMinter>>,
+) -> Result<DemoSessions, String> {
+    match cfg.demo {
+        DemoMode::Off => Ok(DemoSessions::off(auth_on)),
+        DemoMode::On => DemoSessions::on(
+            auth_on,
+            minter,
+            DemoLimits {
+                per_minute: cfg.demo_sessions_per_minute,
+                max_live: usize::try_from(cfg.demo_max_sessions).unwrap_or(usize::MAX),
+            },
+        ),
+    }
 }
 
 /// The document `GET /openapi.json` serves, pretty-printed for diffs.
@@ -216,6 +248,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 
 async fn serve(cfg: ServeConfig) -> Result<(), String> {
     cfg.validate()?;
+    let demo = demo_sessions(&cfg, false, None)?;
     init_logs(cfg.log_format);
     let metrics = Arc::new(Metrics::new());
     let (engine, audit) = build_engine(&cfg, &metrics).await?;
@@ -261,6 +294,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
         ),
         rate_limits,
         request_timeout: Duration::from_millis(cfg.http_request_timeout_ms),
+        demo,
     });
     let addr = SocketAddr::new(cfg.bind, cfg.port);
     let tcp = tokio::net::TcpListener::bind(addr)

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { artifactsDir, launch, serverServesDemo, watchErrors } from '../support/browser.js';
+import { artifactsDir, launch, serverServesDemo, watchErrors, until } from '../support/browser.js';
 import { startServer, type RunningServer } from '../support/server.js';
 
 interface Probe {
@@ -19,16 +19,6 @@ interface Probe {
 }
 
 const probe = (p: Page) => p.evaluate(() => (globalThis as unknown as { synckairosDemo: Probe }).synckairosDemo);
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 

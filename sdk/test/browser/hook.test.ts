@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import type { Browser, Page } from 'playwright-core';
 import { SyncKairosClient, newSessionId } from '../../src/index.js';
-import { INTERCEPTION_ARGS, launch } from '../support/browser.js';
+import { INTERCEPTION_ARGS, launch, until } from '../support/browser.js';
 import { startServer, type RunningServer } from '../support/server.js';
 
 // .build/test/browser → sdk/test/browser/fixtures (the TypeScript source).
@@ -22,16 +22,6 @@ interface HookProbe {
   black: number | null;
   at: number;
   offset: number | null;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('useSyncKairos in Chromium', () => {

@@ -186,7 +186,7 @@ describe('SDK against the real server', () => {
 });
 
 describe('reconnect after the server restarts', () => {
-  it('resubscribes on the same port, resyncs, and follows the session again', async () => {
+  it('reconnects on the same port and ends with SESSION_NOT_FOUND when the restart lost the session', async () => {
     let server = await startServer();
     const port = server.port;
     const client = new SyncKairosClient({ baseUrl: server.url });
@@ -195,21 +195,26 @@ describe('reconnect after the server restarts', () => {
     await client.start(id);
     const sub = new SessionSubscription(id, { client, reconnectInitialMs: 100, reconnectMaxMs: 1_000 });
     const statuses: string[] = [];
+    const errors: string[] = [];
     sub.on('status', (s) => statuses.push(s));
+    sub.on('error', (e) => errors.push(e.code));
     try {
       await waitFor('running state', () => sub.state?.status === 'running');
       await server.stop();
       await waitFor('reconnecting', () => sub.status === 'reconnecting');
       const down = Date.now();
       server = await startServer(port);
-      await waitFor('reopened', () => sub.status === 'open', 10_000);
-      console.log(`  reconnected ${Date.now() - down} ms after the restart began (${sub.reconnectCount} attempts)`);
-      // The memory engine forgot the session; the SDK accepts the re-created one from version 1.
-      await client.createSession(chess(id));
-      await waitFor('re-created session', () => sub.state?.version === 1 && sub.state.status === 'pending', 5_000);
-      const st = await client.start(id);
-      await waitFor('update after restart', () => sub.state?.version === st.version);
-      assert.deepEqual(statuses.slice(0, 3), ['open', 'reconnecting', 'open']);
+      // The memory engine forgot the session: the server answers the reconnect with
+      // SESSION_NOT_FOUND and close 1008, and the subscription stops instead of retrying.
+      await waitFor('closed as not found', () => sub.status === 'closed', 10_000);
+      console.log(`  reconnected and told SESSION_NOT_FOUND ${Date.now() - down} ms after the restart began`);
+      assert.deepEqual(errors, ['SESSION_NOT_FOUND']);
+      const attempts = sub.reconnectCount;
+      assert.ok(attempts >= 1, 'it did reconnect to the new server');
+      await new Promise((r) => setTimeout(r, 1_500)); // longer than reconnectMaxMs: a retry would show
+      assert.equal(sub.reconnectCount, attempts, 'no reconnect after SESSION_NOT_FOUND');
+      assert.equal(statuses[0], 'open');
+      assert.equal(statuses.at(-1), 'closed');
     } finally {
       sub.close();
       await server.stop();

@@ -64,3 +64,14 @@ export function watchErrors(page: Page, label: string): string[] {
   });
   return errors;
 }
+
+/** Polls the page-side condition `fn` every 10 ms until it is truthy or `timeoutMs` passes (then throws `what`). */
+export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,7 +1,8 @@
 // Starts the real `synckairos` binary ($SYNCKAIROS_BIN) per the server
 // process contract: `serve --port P --bind 127.0.0.1`, first stdout line
 // `listening on http://127.0.0.1:PORT`, SIGTERM for a graceful stop.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -83,4 +84,27 @@ export async function waitFor<T>(what: string, cond: () => T | undefined | null 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * Whether the binary under test has access control (API.md "Authentication
+ * and authorization"): its `serve --help` lists `--api-keys`.
+ */
+export function binaryHasAuth(): boolean {
+  return execFileSync(serverBin(), ['serve', '--help'], { encoding: 'utf8' }).includes('--api-keys');
+}
+
+/** Credentials for a server with auth on: an API key named `backend` and an HS256 token secret. */
+export interface AuthEnv {
+  apiKey: string;
+  env: Record<string, string>;
+}
+
+/** Fresh random credentials (never reused between runs), plus `extra` env. */
+export function authEnv(extra: Record<string, string> = {}): AuthEnv {
+  const apiKey = 'sk_' + randomBytes(18).toString('hex');
+  return {
+    apiKey,
+    env: { API_KEYS: `backend=${apiKey}`, TOKEN_SECRET: randomBytes(32).toString('hex'), ...extra },
+  };
 }

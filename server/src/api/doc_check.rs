@@ -48,6 +48,7 @@ fn app() -> AppState {
         ws_limits: crate::api::ws::WsLimits::default(),
         rate_limits: crate::limits::RateLimits::new(Default::default()),
         request_timeout: Duration::from_secs(10),
+        demo: crate::api::demo_sessions::DemoSessions::off(false),
     })
 }
 

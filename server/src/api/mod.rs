@@ -3,7 +3,7 @@
 //!
 //! - [`requests`]: the typed request bodies (one definition for parsing and
 //!   for the document); [`body`]: the extractor that reads them.
-//! - [`sessions`], [`system`], [`ws`], [`demo`]: the handlers.
+//! - [`sessions`], [`system`], [`ws`], [`demo`], [`demo_sessions`]: the handlers.
 //! - [`error`]: where every lower layer's typed error becomes a response,
 //!   and the middleware that logs it.
 //!
@@ -12,6 +12,7 @@
 
 pub mod body;
 pub mod demo;
+pub mod demo_sessions;
 #[cfg(test)]
 mod doc_check;
 pub mod error;
@@ -76,6 +77,8 @@ pub struct AppInner {
     pub rate_limits: Arc<RateLimits>,
     /// Deadline of one HTTP request (body included).
     pub request_timeout: Duration,
+    /// The demo page's session endpoint (`DEMO=on`).
+    pub demo: demo_sessions::DemoSessions,
 }
 
 /// The OpenAPI document, collected from the handlers.
@@ -357,6 +360,7 @@ pub fn router(app: AppState) -> Router {
         .into_iter()
         .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers))
         .merge(demo::routes())
+        .merge(demo_sessions::routes())
         .fallback(no_route)
         .layer(middleware::from_fn(error::log_errors))
         .layer(middleware::from_fn_with_state(app.clone(), deadline))
