@@ -19,6 +19,8 @@
 //! `engine` → `domain`. Nothing below `api` knows HTTP; the JSON wire form
 //! of request bodies lives in `api::requests`, and the domain validates a
 //! typed draft.
+//! - [`auth`]: API keys, session tokens and the authorization table (pure;
+//!   its HTTP wiring is `api::auth`).
 //! - [`config`]: command-line / environment configuration.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`clock`]: the one place that reads the wall clock.
@@ -30,6 +32,7 @@ pub mod api;
 /// incident report can name the commit that was running.
 pub const BUILD_VERSION: &str = env!("SYNCKAIROS_BUILD_VERSION");
 pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use synckairos::api::{self, AppInner, AppState};
 use synckairos::audit::{self, Audit, AuditConfig};
-use synckairos::config::{Cli, Command, LogFormat, ServeConfig};
+use synckairos::auth::{self as authn, Auth};
+use synckairos::config::{Cli, Command, GenTokenConfig, LogFormat, ServeConfig};
 use synckairos::engine::Engine;
 use synckairos::engine::memory::MemoryEngine;
 use synckairos::engine::redis::RedisConfig;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
             Command::CheckConfig(cfg) => check_config(cfg),
             Command::Migrate(cfg) => migrate(&cfg.database_url).await,
             Command::Openapi => print_openapi(),
+            Command::GenToken(cfg) => gen_token(cfg),
         }
     });
     match result {
@@ -64,8 +66,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(cfg: ServeConfig) -> Result<(), String> {
+/// Validates the configuration, builds the credentials and applies the
+/// exposure rule: everything `serve` and `check-config` refuse alike.
+fn checked_auth(cfg: &ServeConfig) -> Result<Auth, String> {
     cfg.validate()?;
+    let auth = authn::setup::build(&cfg.auth)?;
+    authn::setup::check_exposure(cfg.auth.auth, &auth, cfg.bind)?;
+    Ok(auth)
+}
+
+fn check_config(cfg: ServeConfig) -> Result<(), String> {
+    let auth = checked_auth(&cfg)?;
     let engine = if cfg.redis_url.is_some() {
         "redis (standalone)"
     } else if !cfg.redis_cluster_nodes.is_empty() {
@@ -75,6 +86,13 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
     };
     println!("configuration ok");
     println!("listen: {}:{}", cfg.bind, cfg.port);
+    match cfg.admin_port {
+        Some(p) => println!("admin listener: {}:{p} (/metrics, /ready, /health)", cfg.bind),
+        None => println!("admin listener: off (/metrics, /ready on the main port)"),
+    }
+    for line in auth.describe() {
+        println!("{line}");
+    }
     println!("engine: {engine}");
     println!(
         "audit: {}",
@@ -87,6 +105,28 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
     println!(
         "session ttl: {} s, sweep every {} ms",
         cfg.session_ttl_seconds, cfg.sweep_interval_ms
+    );
+    Ok(())
+}
+
+/// Prints one HS256 session token (stdout: the token alone, so
+/// `TOKEN=$(synckairos gen-token ...)` works; stderr: its expiry).
+fn gen_token(cfg: GenTokenConfig) -> Result<(), String> {
+    let minter = authn::setup::minter(&cfg.token)?;
+    let role = authn::token::Role::parse(&cfg.role).ok_or("--role must be viewer, participant or controller")?;
+    let minted = minter
+        .mint(
+            cfg.session_id,
+            role,
+            cfg.participant_id,
+            cfg.ttl_seconds,
+            authn::now_seconds(),
+        )
+        .map_err(|e| format!("--{}: {}", e.field.replace('_', "-"), e.message))?;
+    println!("{}", minted.token);
+    eprintln!(
+        "expires at {}",
+        synckairos::domain::time::iso_millis(minted.exp as i64 * 1000)
     );
     Ok(())
 }
@@ -181,7 +221,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 }
 
 async fn serve(cfg: ServeConfig) -> Result<(), String> {
-    cfg.validate()?;
+    let auth = Arc::new(checked_auth(&cfg)?);
     init_logs(cfg.log_format);
     let metrics = Arc::new(Metrics::new());
     let (engine, audit) = build_engine(&cfg, &metrics).await?;
@@ -206,6 +246,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .as_ref()
             .map(|a| a.history.clone() as Arc<dyn audit::History>),
         ws_ping_interval: Duration::from_secs(cfg.ws_ping_interval_seconds),
+        auth: auth.clone(),
     });
     let addr = SocketAddr::new(cfg.bind, cfg.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -214,10 +255,36 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let admin = match cfg.admin_port {
+        Some(port) => {
+            let addr = SocketAddr::new(cfg.bind, port);
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (ADMIN_PORT): {e}"))?;
+            Some(l)
+        }
+        None => None,
+    };
     let signalled = shutdown_signal();
     println!("listening on http://{local}");
-    tracing::info!(%local, "synckairos serving");
-    let router = api::router(app);
+    tracing::info!(%local, auth = auth.enabled(), "synckairos serving");
+    if let Some(l) = admin {
+        let admin_local = l
+            .local_addr()
+            .map_err(|e| format!("cannot read the admin listening address: {e}"))?;
+        println!("admin listening on http://{admin_local}");
+        let router = api::admin_router(app.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(l, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
+    }
+    let router = api::main_router(app, cfg.admin_port.is_none());
     let stop = shutdown.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         signalled.await;

@@ -45,6 +45,7 @@ fn app() -> AppState {
         tasks: TaskTracker::new(),
         history: None,
         ws_ping_interval: Duration::from_secs(30),
+        auth: Arc::new(crate::auth::Auth::off()),
     })
 }
 

@@ -2,10 +2,12 @@
 //! service, shape the `{data: ...}` response.
 
 use super::AppState;
+use super::auth::Caller;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody};
 use super::requests::{CreateSessionBody, SwitchBody};
 use crate::audit::HistoryPage;
+use crate::auth::policy::Operation;
 use crate::domain::{Command, Millis, RenderedParticipant, Status, SwitchArgs, SyncState, time};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -98,8 +100,10 @@ fn data<T: Serialize>(status: StatusCode, value: T) -> Response {
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn create(
     State(app): State<AppState>,
+    caller: Caller,
     JsonBody(body): JsonBody<CreateSessionBody>,
 ) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Admin, None)?;
     let body = body.ok_or_else(|| ApiError::field("body", "a JSON object is required"))?;
     let spec = body.into_spec()?;
     let state = app.service.create(spec).await?;
@@ -115,13 +119,16 @@ pub async fn create(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn get(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Read, Some(id))?;
     let state = app.service.get(id).await?;
     Ok(data(StatusCode::OK, state))
 }
 
-async fn simple(app: AppState, id: Uuid, cmd: Command) -> Result<Response, ApiError> {
+async fn simple(app: AppState, caller: Caller, id: Uuid, cmd: Command) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Control, Some(id))?;
     let out = app.service.command(id, cmd).await?;
     Ok(data(StatusCode::OK, out.state))
 }
@@ -136,9 +143,10 @@ async fn simple(app: AppState, id: Uuid, cmd: Command) -> Result<Response, ApiEr
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn start(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Start).await
+    simple(app, caller, id, Command::Start).await
 }
 
 /// running → paused; the elapsed part of the cycle is charged.
@@ -151,9 +159,10 @@ pub async fn start(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn pause(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Pause).await
+    simple(app, caller, id, Command::Pause).await
 }
 
 /// paused → running; a new cycle starts for the same participant.
@@ -166,9 +175,10 @@ pub async fn pause(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn resume(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Resume).await
+    simple(app, caller, id, Command::Resume).await
 }
 
 /// Any non-terminal status → completed.
@@ -181,9 +191,10 @@ pub async fn resume(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn complete(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Complete).await
+    simple(app, caller, id, Command::Complete).await
 }
 
 /// Any non-terminal status → cancelled (ext).
@@ -196,9 +207,10 @@ pub async fn complete(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn cancel(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Cancel).await
+    simple(app, caller, id, Command::Cancel).await
 }
 
 /// End the active turn (the hot path).
@@ -214,10 +226,13 @@ pub async fn cancel(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn switch(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
     JsonBody(body): JsonBody<SwitchBody>,
 ) -> Result<Response, ApiError> {
     let args = SwitchArgs::from(body.unwrap_or_default());
+    let jump = args.next_participant_id.is_some();
+    let _grant = caller.authorize(Operation::Switch { jump }, Some(id))?;
     let out = app.service.command(id, Command::Switch(args)).await?;
     let s = out.state;
     Ok(data(
@@ -244,8 +259,10 @@ pub async fn switch(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn delete(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Admin, Some(id))?;
     app.service.delete(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -270,9 +287,11 @@ pub struct EventsQuery {
         (status = 503, body = ErrorBody, description = "AUDIT_UNAVAILABLE: no audit store is configured, or it is unreachable")))]
 pub async fn events(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
     q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Read, Some(id))?;
     let Query(q) = q.map_err(query_error)?;
     let limit = match q.limit.as_deref() {
         None => 100,

@@ -7,13 +7,15 @@
 //! below the one already sent are skipped, so a client never goes back.
 
 use super::AppState;
+use super::auth::Caller;
+use crate::auth::policy::Operation;
 use crate::clock::now_ms;
 use crate::engine::{Subscription, UpdateKind};
 use crate::protocol;
 use crate::service::ServiceError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
@@ -37,10 +39,19 @@ fn session_param(query: Option<&str>) -> Result<Uuid, &'static str> {
         (status = 400, body = String, content_type = "text/plain", description = "Not a WebSocket handshake (no `Connection: upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13` or `Sec-WebSocket-Key`)")))]
 pub async fn upgrade(
     State(app): State<AppState>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Response {
     let session = session_param(query.as_deref());
+    // Authorized before the upgrade: a refusal is a plain HTTP 403. A bad
+    // sessionId is left to the 1008 close below (nothing is sent before it).
+    if let Ok(id) = session
+        && let Err(e) = caller.authorize(Operation::Read, Some(id))
+    {
+        return e.into_response();
+    }
+    let expires = token_deadline(&app, &caller);
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -49,11 +60,19 @@ pub async fn upgrade(
             app.metrics.ws_connections.inc();
             let _guard = app.tasks.token();
             match session {
-                Ok(id) => run(app.clone(), socket, id).await,
+                Ok(id) => run(app.clone(), socket, id, expires).await,
                 Err(reason) => close(socket, 1008, reason).await,
             }
             app.metrics.ws_connections.dec();
         })
+}
+
+/// When a connection opened with a session token must close: its `exp`
+/// plus the clock leeway its acceptance allowed.
+fn token_deadline(app: &AppState, caller: &Caller) -> Option<tokio::time::Instant> {
+    let exp_ms = caller.0.expires_at()? as i64 * 1000 + app.auth.leeway_ms();
+    let left = Duration::from_millis((exp_ms - now_ms()).max(0) as u64);
+    Some(tokio::time::Instant::now() + left)
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
@@ -172,7 +191,7 @@ impl Conn {
     }
 }
 
-async fn run(app: AppState, socket: WebSocket, id: Uuid) {
+async fn run(app: AppState, socket: WebSocket, id: Uuid, expires: Option<tokio::time::Instant>) {
     let mut sub: Subscription = app.service.subscribe(id);
     let shutdown = app.shutdown.clone();
     let ping_every = app.ws_ping_interval;
@@ -191,8 +210,22 @@ async fn run(app: AppState, socket: WebSocket, id: Uuid) {
     }
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut alive = true;
+    let token_expired = async {
+        match expires {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(token_expired);
     loop {
         tokio::select! {
+            () = &mut token_expired => {
+                let _ = conn.socket.send(Message::Close(Some(CloseFrame {
+                    code: 1008,
+                    reason: Utf8Bytes::from_static("token expired"),
+                }))).await;
+                break;
+            }
             _ = shutdown.cancelled() => {
                 let _ = conn.socket.send(Message::Close(Some(CloseFrame {
                     code: 1001,
