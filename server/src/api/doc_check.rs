@@ -135,7 +135,7 @@ async fn request_bodies_are_required_exactly_when_documented() {
             );
         }
     }
-    assert_eq!(seen, 2, "create and switch document their bodies");
+    assert_eq!(seen, 3, "create, switch and tokens document their bodies");
 }
 
 /// A create body that sets every documented field to a valid value.
