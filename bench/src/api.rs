@@ -116,7 +116,10 @@ pub async fn start_sessions(target: &Arc<Target>, ids: &[Uuid]) -> Result<Vec<St
 /// Mints a controller session token per session (`POST
 /// /v1/sessions/{id}/tokens`, needs --api-key) and returns each as its
 /// `Authorization` header value.
-pub async fn mint_controller_tokens(target: &Arc<Target>, ids: &[Uuid]) -> Result<Vec<HeaderValue>> {
+pub async fn mint_controller_tokens(
+    target: &Arc<Target>,
+    ids: &[Uuid],
+) -> Result<Vec<HeaderValue>> {
     let ids: Arc<Vec<Uuid>> = Arc::new(ids.to_vec());
     let resps = batch(target, ids.len(), SETUP_CONCURRENCY, move |i| ReqSpec {
         method: Method::POST,

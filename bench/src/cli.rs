@@ -37,7 +37,12 @@ pub struct Cli {
 
     /// API key of a server with auth on: sent as `Authorization: Bearer` on
     /// every request without a session token of its own.
-    #[arg(long, global = true, env = "SYNCKAIROS_BENCH_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SYNCKAIROS_BENCH_API_KEY",
+        hide_env_values = true
+    )]
     pub api_key: Option<String>,
 
     /// PID of the server process on this machine. Required by `idle-ws` (VmRSS);

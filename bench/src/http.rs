@@ -131,7 +131,11 @@ impl HttpConn {
             if spec.body.is_some() {
                 req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            if let Some(auth) = spec.authorization.as_ref().or(self.target.authorization.as_ref()) {
+            if let Some(auth) = spec
+                .authorization
+                .as_ref()
+                .or(self.target.authorization.as_ref())
+            {
                 req = req.header(AUTHORIZATION, auth.clone());
             }
             let req = req.body(Full::new(spec.body.clone().unwrap_or_default()))?;

@@ -87,7 +87,10 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
     println!("configuration ok");
     println!("listen: {}:{}", cfg.bind, cfg.port);
     match cfg.admin_port {
-        Some(p) => println!("admin listener: {}:{p} (/metrics, /ready, /health)", cfg.bind),
+        Some(p) => println!(
+            "admin listener: {}:{p} (/metrics, /ready, /health)",
+            cfg.bind
+        ),
         None => println!("admin listener: off (/metrics, /ready on the main port)"),
     }
     for line in auth.describe() {
@@ -113,7 +116,8 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
 /// `TOKEN=$(synckairos gen-token ...)` works; stderr: its expiry).
 fn gen_token(cfg: GenTokenConfig) -> Result<(), String> {
     let minter = authn::setup::minter(&cfg.token)?;
-    let role = authn::token::Role::parse(&cfg.role).ok_or("--role must be viewer, participant or controller")?;
+    let role = authn::token::Role::parse(&cfg.role)
+        .ok_or("--role must be viewer, participant or controller")?;
     let minted = minter
         .mint(
             cfg.session_id,

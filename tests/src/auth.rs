@@ -21,8 +21,8 @@ pub fn now_s() -> i64 {
 /// Signs `claims` with HS256 and `secret`.
 pub fn sign(claims: &Value, secret: &str) -> String {
     use jsonwebtoken::{EncodingKey, Header, encode};
-    let key = EncodingKey::from_secret(secret.as_bytes())
-        .unwrap_or_else(|e| panic!("HS256 key: {e}"));
+    let key =
+        EncodingKey::from_secret(secret.as_bytes()).unwrap_or_else(|e| panic!("HS256 key: {e}"));
     encode(&Header::default(), claims, &key).unwrap_or_else(|e| panic!("signing {claims}: {e}"))
 }
 

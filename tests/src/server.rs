@@ -178,17 +178,23 @@ impl ServerBuilder {
     /// process still running after `within` is killed and reported as `None`.
     pub async fn run_to_exit(self, within: Duration) -> (Option<ExitStatus>, String, String) {
         let mut cmd = Command::new(server_binary());
-        cmd.args([self.command.as_str(), "--port", "0", "--bind", self.bind.as_str()])
-            .args(&self.args)
-            .env_remove("PORT")
-            .env_remove("BIND")
-            .env_remove("REDIS_URL")
-            .env_remove("REDIS_CLUSTER_NODES")
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.args([
+            self.command.as_str(),
+            "--port",
+            "0",
+            "--bind",
+            self.bind.as_str(),
+        ])
+        .args(&self.args)
+        .env_remove("PORT")
+        .env_remove("BIND")
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_NODES")
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
         for k in AUTH_VARS {
             cmd.env_remove(k);
         }
@@ -277,7 +283,9 @@ impl ServerBuilder {
                 logs.get()
             );
         };
-        let _stdout_drain = drain(out.into_inner(), "[out] ", logs.clone());
+        // The reader itself, not its inner pipe: lines it already buffered
+        // (an `admin listening on` right behind the first) are kept.
+        let _stdout_drain = drain(out, "[out] ", logs.clone());
         let base = format!("http://127.0.0.1:{port}");
         TestServer {
             api: Api::new(&base),

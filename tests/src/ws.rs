@@ -38,7 +38,10 @@ pub struct WsClient {
 impl WsClient {
     /// Connects with an optional `Authorization` header value; an upgrade
     /// the server refuses is `Err((status, body))`.
-    pub async fn try_connect(url: &str, authorization: Option<&str>) -> Result<WsClient, (u16, String)> {
+    pub async fn try_connect(
+        url: &str,
+        authorization: Option<&str>,
+    ) -> Result<WsClient, (u16, String)> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut req = url
             .into_client_request()

@@ -114,12 +114,31 @@ mod tests {
     fn bearer_reads_the_header_then_the_ws_query() {
         assert_eq!(bearer(Some(b"Bearer abc"), None, false), Ok(Some("abc")));
         assert_eq!(bearer(Some(b"bearer  abc "), None, false), Ok(Some("abc")));
-        assert_eq!(bearer(Some(b"Basic abc"), None, false), Err(Unauthorized::NotBearer));
-        assert_eq!(bearer(Some(b"Bearer "), None, false), Err(Unauthorized::NotBearer));
-        assert_eq!(bearer(Some(b"Bearer"), None, false), Err(Unauthorized::NotBearer));
-        assert_eq!(bearer(None, Some("sessionId=x&token=t.k.n"), true), Ok(Some("t.k.n")));
-        assert_eq!(bearer(None, Some("token=t"), false), Ok(None), "?token= only on /ws");
+        assert_eq!(
+            bearer(Some(b"Basic abc"), None, false),
+            Err(Unauthorized::NotBearer)
+        );
+        assert_eq!(
+            bearer(Some(b"Bearer "), None, false),
+            Err(Unauthorized::NotBearer)
+        );
+        assert_eq!(
+            bearer(Some(b"Bearer"), None, false),
+            Err(Unauthorized::NotBearer)
+        );
+        assert_eq!(
+            bearer(None, Some("sessionId=x&token=t.k.n"), true),
+            Ok(Some("t.k.n"))
+        );
+        assert_eq!(
+            bearer(None, Some("token=t"), false),
+            Ok(None),
+            "?token= only on /ws"
+        );
         assert_eq!(bearer(None, Some("token="), true), Ok(None));
-        assert_eq!(bearer(Some(b"Bearer h"), Some("token=q"), true), Ok(Some("h")));
+        assert_eq!(
+            bearer(Some(b"Bearer h"), Some("token=q"), true),
+            Ok(Some("h"))
+        );
     }
 }

@@ -263,7 +263,9 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
         use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
         let scheme = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
@@ -281,7 +283,9 @@ impl utoipa::Modify for BearerAuth {
                     .content(
                         "application/json",
                         ContentBuilder::new()
-                            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody"))))
+                            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                                "ErrorBody",
+                            ))))
                             .build(),
                     )
                     .build(),
@@ -291,8 +295,14 @@ impl utoipa::Modify for BearerAuth {
             if is_public(path) {
                 continue;
             }
-            for op in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
-                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                op.security = Some(vec![SecurityRequirement::new(
+                    "bearer",
+                    Vec::<String>::new(),
+                )]);
                 let r = &mut op.responses.responses;
                 r.entry("401".into()).or_insert_with(|| {
                     error("UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer`")

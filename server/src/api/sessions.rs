@@ -127,7 +127,12 @@ pub async fn get(
     Ok(data(StatusCode::OK, state))
 }
 
-async fn simple(app: AppState, caller: Caller, id: Uuid, cmd: Command) -> Result<Response, ApiError> {
+async fn simple(
+    app: AppState,
+    caller: Caller,
+    id: Uuid,
+    cmd: Command,
+) -> Result<Response, ApiError> {
     caller.authorize(Operation::Control, Some(id))?;
     let out = app.service.command(id, cmd).await?;
     Ok(data(StatusCode::OK, out.state))

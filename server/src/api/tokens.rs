@@ -77,7 +77,9 @@ pub async fn mint(
     if let Some(p) = &body.participant_id
         && !state.participants.iter().any(|x| &x.participant_id == p)
     {
-        return Err(FieldError::new("participant_id", "is not a participant of this session").into());
+        return Err(
+            FieldError::new("participant_id", "is not a participant of this session").into(),
+        );
     }
     let minted = minter.mint(
         id,

@@ -80,8 +80,9 @@ impl ApiKeys {
             }
             let secret = secret.trim();
             let digest = match secret.strip_prefix("sha256:") {
-                Some(hex) => hex_digest(hex)
-                    .ok_or_else(|| format!("{at} ({name}): sha256: must be followed by 64 hex digits"))?,
+                Some(hex) => hex_digest(hex).ok_or_else(|| {
+                    format!("{at} ({name}): sha256: must be followed by 64 hex digits")
+                })?,
                 None if secret.len() < MIN_SECRET_LEN => {
                     return Err(format!(
                         "{at} ({name}): secret is shorter than {MIN_SECRET_LEN} characters"
@@ -187,7 +188,10 @@ mod tests {
             let err = ApiKeys::parse([entry], "API_KEYS").unwrap_err();
             assert!(err.contains(want), "{entry}: {err}");
             assert!(err.contains("API_KEYS entry 1"), "{err}");
-            assert!(!err.contains("short\"") && !err.contains("0123456789abcdef"), "{err}");
+            assert!(
+                !err.contains("short\"") && !err.contains("0123456789abcdef"),
+                "{err}"
+            );
         }
         let dup = ApiKeys::parse([&*format!("a={SECRET}"), &*format!("a={SECRET}y")], "K");
         assert!(dup.unwrap_err().contains("twice"));

@@ -167,7 +167,11 @@ impl Auth {
             format!("session tokens: {tokens}"),
             format!(
                 "token secret: {}",
-                if self.minter.is_some() { "set" } else { "not set" }
+                if self.minter.is_some() {
+                    "set"
+                } else {
+                    "not set"
+                }
             ),
         ]
     }

@@ -186,13 +186,35 @@ mod tests {
         };
         let s1 = Some(Uuid::from_u128(1));
         let s2 = Some(Uuid::from_u128(2));
-        assert_eq!(authorize(&tok(Role::Controller), Operation::Read, s2), Err(Denied::OtherSession));
-        assert_eq!(authorize(&tok(Role::Viewer), Operation::Switch { jump: false }, s1), Err(Denied::Role));
-        assert_eq!(authorize(&tok(Role::Participant), Operation::Switch { jump: true }, s1), Err(Denied::Jump));
-        assert_eq!(authorize(&tok(Role::Controller), Operation::Admin, s1), Err(Denied::Role));
         assert_eq!(
-            authorize(&tok(Role::Participant), Operation::Switch { jump: false }, s1),
-            Ok(Grant { turn_of: Some("a".into()) })
+            authorize(&tok(Role::Controller), Operation::Read, s2),
+            Err(Denied::OtherSession)
+        );
+        assert_eq!(
+            authorize(&tok(Role::Viewer), Operation::Switch { jump: false }, s1),
+            Err(Denied::Role)
+        );
+        assert_eq!(
+            authorize(
+                &tok(Role::Participant),
+                Operation::Switch { jump: true },
+                s1
+            ),
+            Err(Denied::Jump)
+        );
+        assert_eq!(
+            authorize(&tok(Role::Controller), Operation::Admin, s1),
+            Err(Denied::Role)
+        );
+        assert_eq!(
+            authorize(
+                &tok(Role::Participant),
+                Operation::Switch { jump: false },
+                s1
+            ),
+            Ok(Grant {
+                turn_of: Some("a".into())
+            })
         );
     }
 }

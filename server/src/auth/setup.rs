@@ -67,7 +67,10 @@ pub fn minter(t: &TokenArgs) -> Result<TokenMinter, String> {
     TokenMinter::new(first, token_rules(t, 0))
 }
 
-fn public_key(path: &Path, alg: Option<PublicKeyAlgorithm>) -> Result<(Algorithm, DecodingKey), String> {
+fn public_key(
+    path: &Path,
+    alg: Option<PublicKeyAlgorithm>,
+) -> Result<(Algorithm, DecodingKey), String> {
     let pem = read_file(path, "TOKEN_PUBLIC_KEY_FILE")?;
     let ec = || DecodingKey::from_ec_pem(pem.as_bytes()).map(|k| (Algorithm::ES256, k));
     let ed = || DecodingKey::from_ed_pem(pem.as_bytes()).map(|k| (Algorithm::EdDSA, k));
@@ -174,7 +177,11 @@ mod tests {
         assert!(auth.enabled() && auth.minter().is_some());
         let off = serve(&["--token-secret", SECRET, "--auth", "off"]);
         assert!(!build(&off.auth).unwrap().enabled());
-        assert!(build(&serve(&["--auth", "on"]).auth).unwrap_err().contains("AUTH=on"));
+        assert!(
+            build(&serve(&["--auth", "on"]).auth)
+                .unwrap_err()
+                .contains("AUTH=on")
+        );
     }
 
     #[test]
@@ -194,11 +201,21 @@ mod tests {
     #[test]
     fn secret_errors_name_the_setting_not_the_secret() {
         let err = build(&serve(&["--token-secret", "short-secret-value"]).auth).unwrap_err();
-        assert!(err.contains("TOKEN_SECRET") && !err.contains("short-secret-value"), "{err}");
+        assert!(
+            err.contains("TOKEN_SECRET") && !err.contains("short-secret-value"),
+            "{err}"
+        );
         let err = build(&serve(&["--api-keys", "a=tiny-secret"]).auth).unwrap_err();
-        assert!(err.contains("API_KEYS") && !err.contains("tiny-secret"), "{err}");
+        assert!(
+            err.contains("API_KEYS") && !err.contains("tiny-secret"),
+            "{err}"
+        );
         let missing = serve(&["--token-public-key-file", "/nonexistent/key.pem"]);
-        assert!(build(&missing.auth).unwrap_err().contains("TOKEN_PUBLIC_KEY_FILE"));
+        assert!(
+            build(&missing.auth)
+                .unwrap_err()
+                .contains("TOKEN_PUBLIC_KEY_FILE")
+        );
     }
 
     #[test]
@@ -210,12 +227,21 @@ mod tests {
         std::fs::write(&file, format!("{SECRET}\n{old}\n")).unwrap();
         let cfg = serve(&["--token-secret-file", file.to_str().unwrap()]);
         let secrets = hs256_secrets(&cfg.auth.token).unwrap();
-        assert_eq!(secrets, vec![SECRET.as_bytes().to_vec(), old.as_bytes().to_vec()]);
+        assert_eq!(
+            secrets,
+            vec![SECRET.as_bytes().to_vec(), old.as_bytes().to_vec()]
+        );
         let auth = build(&cfg.auth).unwrap();
         let now = super::super::now_seconds();
         let old_minter = TokenMinter::new(old.as_bytes(), TokenRules::default()).unwrap();
         let t = old_minter
-            .mint(uuid::Uuid::new_v4(), super::super::token::Role::Viewer, None, None, now)
+            .mint(
+                uuid::Uuid::new_v4(),
+                super::super::token::Role::Viewer,
+                None,
+                None,
+                now,
+            )
             .unwrap();
         assert!(auth.authenticate(Some(&t.token), now).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -251,17 +277,29 @@ MCowBQYDK2VwAyEApGNMn6WIxlEO0ZlGt4sKkGhMwEuLPk+VRLWeSQb/QyI=
         let sid = uuid::Uuid::new_v4();
         let claims = serde_json::json!({"sid": sid, "role": "controller", "exp": now + 60});
         let cases = [
-            (Algorithm::ES256, ES256_PUBLIC, EncodingKey::from_ec_pem(ES256_PRIVATE.as_bytes()).unwrap()),
-            (Algorithm::EdDSA, ED_PUBLIC, EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).unwrap()),
+            (
+                Algorithm::ES256,
+                ES256_PUBLIC,
+                EncodingKey::from_ec_pem(ES256_PRIVATE.as_bytes()).unwrap(),
+            ),
+            (
+                Algorithm::EdDSA,
+                ED_PUBLIC,
+                EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).unwrap(),
+            ),
         ];
         for (alg, public, private) in cases {
             let file = dir.join(format!("{alg:?}.pem"));
             std::fs::write(&file, public).unwrap();
-            let auth = build(&serve(&["--token-public-key-file", file.to_str().unwrap()]).auth).unwrap();
+            let auth =
+                build(&serve(&["--token-public-key-file", file.to_str().unwrap()]).auth).unwrap();
             assert!(auth.enabled() && auth.minter().is_none(), "{alg:?}");
             let token = encode(&Header::new(alg), &claims, &private).unwrap();
             let p = auth.authenticate(Some(&token), now).unwrap();
-            assert!(matches!(p, super::super::Principal::Token(t) if t.sid == sid), "{alg:?}");
+            assert!(
+                matches!(p, super::super::Principal::Token(t) if t.sid == sid),
+                "{alg:?}"
+            );
             // Algorithm confusion: an HS256 token "signed" with the public
             // key as its secret is refused.
             let forged = encode(

@@ -123,6 +123,11 @@ pub fn valid_participant_id(s: &str) -> bool {
 
 /// Checks the claims the JWT library does not: lifetime and `sub`.
 fn check_claims(c: &Claims, rules: &TokenRules, now_s: u64) -> Result<(), TokenError> {
+    // RFC 7519: expired from the `exp` second on (the library accepts the
+    // `exp` second itself, so a WebSocket closed at `exp` could reopen).
+    if now_s >= c.exp + rules.leeway_seconds {
+        return Err(TokenError::Expired);
+    }
     let max = rules.max_ttl_seconds;
     if c.exp.saturating_sub(now_s) > max + rules.leeway_seconds
         || c.iat.is_some_and(|iat| c.exp.saturating_sub(iat) > max)
@@ -216,7 +221,9 @@ impl TokenVerifier {
                 }
                 ErrorKind::MissingRequiredClaim(_)
                 | ErrorKind::InvalidIssuer
-                | ErrorKind::InvalidAudience => TokenError::Invalid("`iss` or `aud` does not match"),
+                | ErrorKind::InvalidAudience => {
+                    TokenError::Invalid("`iss` or `aud` does not match")
+                }
                 ErrorKind::InvalidAlgorithm
                 | ErrorKind::InvalidEcdsaKey
                 | ErrorKind::InvalidEddsaKey => TokenError::BadSignature,
@@ -346,8 +353,13 @@ mod tests {
             .mint(sid, Role::Participant, Some("alice".into()), Some(60), t)
             .unwrap();
         assert_eq!(m.exp, t + 60);
-        let c = hs(SECRET, TokenRules::default()).verify(&m.token, t).unwrap();
-        assert_eq!((c.sid, c.role, c.sub.as_deref()), (sid, Role::Participant, Some("alice")));
+        let c = hs(SECRET, TokenRules::default())
+            .verify(&m.token, t)
+            .unwrap();
+        assert_eq!(
+            (c.sid, c.role, c.sub.as_deref()),
+            (sid, Role::Participant, Some("alice"))
+        );
     }
 
     #[test]
@@ -355,10 +367,22 @@ mod tests {
         let minter = TokenMinter::new(SECRET, TokenRules::default()).unwrap();
         let sid = Uuid::new_v4();
         let field = |r: Result<Minted, FieldError>| r.unwrap_err().field;
-        assert_eq!(field(minter.mint(sid, Role::Participant, None, None, NOW)), "participant_id");
-        assert_eq!(field(minter.mint(sid, Role::Viewer, Some("a b".into()), None, NOW)), "participant_id");
-        assert_eq!(field(minter.mint(sid, Role::Viewer, None, Some(0), NOW)), "ttl_seconds");
-        assert_eq!(field(minter.mint(sid, Role::Viewer, None, Some(86_401), NOW)), "ttl_seconds");
+        assert_eq!(
+            field(minter.mint(sid, Role::Participant, None, None, NOW)),
+            "participant_id"
+        );
+        assert_eq!(
+            field(minter.mint(sid, Role::Viewer, Some("a b".into()), None, NOW)),
+            "participant_id"
+        );
+        assert_eq!(
+            field(minter.mint(sid, Role::Viewer, None, Some(0), NOW)),
+            "ttl_seconds"
+        );
+        assert_eq!(
+            field(minter.mint(sid, Role::Viewer, None, Some(86_401), NOW)),
+            "ttl_seconds"
+        );
     }
 
     #[test]
@@ -371,17 +395,35 @@ mod tests {
         assert_eq!(v.verify("nope", t).unwrap_err(), TokenError::Malformed);
         assert_eq!(v.verify("a.b.c", t).unwrap_err(), TokenError::Malformed);
         let other = b"another-secret-another-secret-xx";
-        assert_eq!(v.verify(&sign(&ok, other), t).unwrap_err(), TokenError::BadSignature);
+        assert_eq!(
+            v.verify(&sign(&ok, other), t).unwrap_err(),
+            TokenError::BadSignature
+        );
         let expired = serde_json::json!({"sid": sid, "role": "viewer", "exp": t - 60});
-        assert_eq!(v.verify(&sign(&expired, SECRET), t).unwrap_err(), TokenError::Expired);
+        assert_eq!(
+            v.verify(&sign(&expired, SECRET), t).unwrap_err(),
+            TokenError::Expired
+        );
         let no_exp = serde_json::json!({"sid": sid, "role": "viewer"});
-        assert!(matches!(v.verify(&sign(&no_exp, SECRET), t), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            v.verify(&sign(&no_exp, SECRET), t),
+            Err(TokenError::Invalid(_))
+        ));
         let long = serde_json::json!({"sid": sid, "role": "viewer", "exp": t + 90_000});
-        assert!(matches!(v.verify(&sign(&long, SECRET), t), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            v.verify(&sign(&long, SECRET), t),
+            Err(TokenError::Invalid(_))
+        ));
         let no_sub = serde_json::json!({"sid": sid, "role": "participant", "exp": t + 60});
-        assert!(matches!(v.verify(&sign(&no_sub, SECRET), t), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            v.verify(&sign(&no_sub, SECRET), t),
+            Err(TokenError::Invalid(_))
+        ));
         let bad_role = serde_json::json!({"sid": sid, "role": "admin", "exp": t + 60});
-        assert_eq!(v.verify(&sign(&bad_role, SECRET), t).unwrap_err(), TokenError::Malformed);
+        assert_eq!(
+            v.verify(&sign(&bad_role, SECRET), t).unwrap_err(),
+            TokenError::Malformed
+        );
     }
 
     #[test]
@@ -402,7 +444,10 @@ mod tests {
             .unwrap()
             .mint(Uuid::new_v4(), Role::Viewer, None, None, t)
             .unwrap();
-        assert!(matches!(v.verify(&bare.token, t), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            v.verify(&bare.token, t),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
