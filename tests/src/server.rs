@@ -43,15 +43,21 @@ pub async fn run_cli(
     within: Duration,
 ) -> (Option<ExitStatus>, String, String) {
     let mut cmd = Command::new(server_binary());
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.args(args);
     for k in AUTH_VARS {
         cmd.env_remove(k);
     }
     cmd.envs(env.iter().copied());
+    wait_output(cmd, within).await
+}
+
+/// Runs `cmd` to its exit with piped output; `None` if it was still running
+/// after `within` (dropping the future drops the child: kill_on_drop stops it).
+async fn wait_output(mut cmd: Command, within: Duration) -> (Option<ExitStatus>, String, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start the server binary: {e}"));
@@ -190,28 +196,12 @@ impl ServerBuilder {
         .env_remove("BIND")
         .env_remove("REDIS_URL")
         .env_remove("REDIS_CLUSTER_NODES")
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .env_remove("DATABASE_URL");
         for k in AUTH_VARS {
             cmd.env_remove(k);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the server binary: {e}"));
-        match tokio::time::timeout(within, child.wait_with_output()).await {
-            Ok(Ok(out)) => (
-                Some(out.status),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            ),
-            Ok(Err(e)) => panic!("waiting for the server: {e}"),
-            // Dropping the future drops the child: kill_on_drop stops it.
-            Err(_) => (None, String::new(), String::new()),
-        }
+        wait_output(cmd, within).await
     }
 
     /// Spawns the server and waits for its `listening on` line.
