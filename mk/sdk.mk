@@ -38,7 +38,9 @@ test-sdk-unit: $(SDK_DIR)/node_modules/.package-lock.json
 	cd $(SDK_DIR) && npm run --silent test:unit
 
 # The integration and browser suites start $(SYNCKAIROS_BIN) themselves; build it when it is missing.
-SDK_NEED_BIN = @test -x "$(SYNCKAIROS_BIN)" || $(CARGO) build -p synckairos --bin synckairos
+# The workspace build (not `-p synckairos`), so it reuses what `make test-rust` built instead
+# of compiling every dependency again with other features.
+SDK_NEED_BIN = @test -x "$(SYNCKAIROS_BIN)" || $(CARGO) build --workspace --all-targets
 
 test-sdk-integration: $(SDK_DIR)/node_modules/.package-lock.json
 	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 10)) { console.error("the SDK integration tests need node >= 20.10 (WebSocket via --experimental-websocket); found " + process.version); process.exit(1); }'
@@ -53,7 +55,7 @@ test-sdk-browser: sdk-deps
 ## sdk-types: regenerate the SDK's wire types (sdk/src/generated/openapi.ts) from `synckairos openapi`
 # Always rebuilds the binary first: the document comes from the server's code.
 sdk-types: $(SDK_DIR)/node_modules/.package-lock.json
-	$(CARGO) build -p synckairos --bin synckairos
+	$(CARGO) build --workspace --all-targets
 	cd $(SDK_DIR) && SYNCKAIROS_BIN=$(SYNCKAIROS_BIN) node scripts/openapi-types.mjs
 
 # Fails when the committed wire types are not what `make sdk-types` would produce from the binary now.

@@ -120,6 +120,45 @@ pub struct ServerSpec {
     /// Pod placement: topology spread constraints (empty: spread over nodes, best effort).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// Access control of the API (on unless `enabled: false`).
+    #[serde(default)]
+    pub auth: AuthSpec,
+}
+
+/// Access control: the API keys and the token secret the server verifies, mounted as files
+/// from one Secret (the user's, or `<cluster>-auth` generated once by the operator).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Require credentials. `false` runs the API open (`AUTH=off`): only behind something
+    /// else that authenticates.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Secret holding the API keys (`name=secret` per line, secret plain or `sha256:<hex>`)
+    /// and the HS256 token secret. Absent: the operator generates `<cluster>-auth` once,
+    /// with an `admin` key, and never overwrites it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub existing_secret: Option<String>,
+    /// Key of the Secret holding the API keys file.
+    #[serde(default = "default_api_keys_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub api_keys_key: String,
+    /// Key of the Secret holding the token secret.
+    #[serde(default = "default_token_secret_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub token_secret_key: String,
+}
+
+impl Default for AuthSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            existing_secret: None,
+            api_keys_key: default_api_keys_key(),
+            token_secret_key: default_token_secret_key(),
+        }
+    }
 }
 
 impl Default for ServerSpec {
@@ -135,6 +174,7 @@ impl Default for ServerSpec {
             tolerations: Vec::new(),
             affinity: None,
             topology_spread_constraints: Vec::new(),
+            auth: AuthSpec::default(),
         }
     }
 }
@@ -193,6 +233,9 @@ pub enum RedisMode {
     Managed,
     /// Connection details come from a Secret (a managed Redis service).
     External,
+    /// No Redis: the server keeps sessions in its own memory (single node, lost on restart).
+    /// The operator then runs exactly one server pod, whatever `server.replicas` says.
+    Memory,
 }
 
 /// Redis: the live session store.
@@ -200,7 +243,7 @@ pub enum RedisMode {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.mode != 'external' || has(self.externalSecret)").message("redis.mode external needs redis.externalSecret"))]
 pub struct RedisSpec {
-    /// `managed` or `external`.
+    /// `managed`, `external` or `memory` (no Redis: one server pod, nothing durable).
     #[serde(default)]
     pub mode: RedisMode,
     /// Primaries of the managed cluster (16384 slots are split evenly). Growing it later is
@@ -371,6 +414,15 @@ pub struct RedisClusterStatus {
 /// the same workspace version as the operator (one source of truth, `make image` tags it).
 pub const DEFAULT_SERVER_IMAGE: &str = concat!("synckairos:", env!("CARGO_PKG_VERSION"));
 
+fn default_true() -> bool {
+    true
+}
+fn default_api_keys_key() -> String {
+    "api-keys".into()
+}
+fn default_token_secret_key() -> String {
+    "token-secret".into()
+}
 fn default_image() -> String {
     DEFAULT_SERVER_IMAGE.into()
 }
@@ -431,6 +483,18 @@ mod tests {
         assert_eq!((spec.redis.shards, spec.redis.replicas_per_shard), (3, 1));
         assert_eq!(spec.postgres.mode, PostgresMode::Managed);
         assert_eq!(spec.redis.storage.size, "1Gi");
+        assert!(spec.server.auth.enabled);
+        assert_eq!(spec.server.auth.existing_secret, None);
+        assert_eq!(
+            (
+                spec.server.auth.api_keys_key.as_str(),
+                spec.server.auth.token_secret_key.as_str()
+            ),
+            ("api-keys", "token-secret")
+        );
+        let off: SyncKairosClusterSpec =
+            serde_json::from_str(r#"{"server": {"auth": {"enabled": false}}}"#).unwrap();
+        assert!(!off.server.auth.enabled);
     }
 
     #[test]
@@ -467,7 +531,7 @@ mod tests {
         );
         assert_eq!(
             spec["redis"]["properties"]["mode"]["enum"],
-            serde_json::json!(["managed", "external"])
+            serde_json::json!(["managed", "external", "memory"])
         );
         let rules = spec["redis"]["x-kubernetes-validations"].to_string();
         assert!(rules.contains("externalSecret"), "{rules}");

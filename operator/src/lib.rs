@@ -23,6 +23,10 @@
 //! - [`prune`]: pure choice of the objects the operator created that the spec no longer
 //!   wants (the apply step lists and deletes them).
 //! - [`status`]: pure status computation (conditions with stable transition times).
+//! - [`explain`]: one human sentence per failure (object, the API's answer, what to do) for
+//!   conditions, Events and logs.
+//! - [`apiserver`]: the startup check of the API server's version against
+//!   [`apiserver::MIN_KUBERNETES`], reported on every cluster.
 //! - [`labels`]: the label keys every object carries and every selector uses.
 //! - [`redis_cluster`]: Redis Cluster formation and healing over a small admin trait
 //!   (meet, even slot assignment, replica attachment, new-address repair; idempotent).
@@ -39,8 +43,10 @@
 /// `--version` prints and the image's labels carry.
 pub const BUILD_VERSION: &str = env!("SYNCKAIROS_BUILD_VERSION");
 
+pub mod apiserver;
 pub mod build;
 pub mod crd;
+pub mod explain;
 pub mod http;
 pub mod labels;
 pub mod leader;

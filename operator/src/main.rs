@@ -17,6 +17,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use synckairos_operator::apiserver;
 use synckairos_operator::crd::SyncKairosCluster;
 use synckairos_operator::http::{Health, router};
 use synckairos_operator::labels;
@@ -86,12 +87,15 @@ where
 
 async fn run_controller(client: Client, cli: &Cli, metrics: Metrics, identity: String) {
     let ns = cli.watch_namespace.as_str();
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         Arc::new(LiveProbes::new()),
         metrics,
         Some(identity),
-    ));
+    );
+    // one log line now, and a condition on every cluster it reconciles
+    ctx.api_server = apiserver::check(&client).await;
+    let ctx = Arc::new(ctx);
     let wc = watcher::Config::default();
     let managed = labels::managed();
     let owned = watcher::Config::default().labels(&managed);

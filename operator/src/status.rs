@@ -17,6 +17,9 @@ pub const MIGRATIONS_COMPLETE: &str = "MigrationsComplete";
 pub const SERVER_AVAILABLE: &str = "ServerAvailable";
 /// Everything above, and the server answers `/ready` through its Service.
 pub const READY: &str = "Ready";
+/// The API server runs a Kubernetes version the operator supports
+/// ([`crate::apiserver::MIN_KUBERNETES`]); present once the operator could read it.
+pub const KUBERNETES_VERSION_SUPPORTED: &str = "KubernetesVersionSupported";
 
 /// One part's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +79,8 @@ pub struct Observed {
     pub migrated_image: Option<String>,
     /// Server Service URL.
     pub endpoint: Option<String>,
+    /// The startup check of the API server's version (`None`: it could not be read).
+    pub api_server: Option<Part>,
 }
 
 fn condition(
@@ -103,6 +108,10 @@ fn condition(
 
 /// The overall verdict: the first part that is not ready explains why.
 pub fn ready_part(o: &Observed) -> Part {
+    // an API server that is too old explains every failure that follows from it
+    if let Some(v) = o.api_server.as_ref().filter(|v| !v.ok) {
+        return v.clone();
+    }
     if let Some(b) = &o.blocked {
         return b.clone();
     }
@@ -157,6 +166,7 @@ pub fn blocked(
         redis_cluster: None,
         migrated_image: None,
         endpoint: prev.endpoint,
+        api_server: None,
     }
 }
 
@@ -185,11 +195,18 @@ pub fn compute(
         (READY, &ready),
     ]
     .into_iter()
+    .chain(
+        o.api_server
+            .as_ref()
+            .map(|v| (KUBERNETES_VERSION_SUPPORTED, v)),
+    )
     .map(|(t, p)| condition(prev_conds, t, p, o.generation, now))
     .collect();
     let phase = if ready.ok {
         "Ready"
-    } else if o.blocked.as_ref().is_some_and(|b| b.reason != "ApiError") {
+    } else if o.api_server.as_ref().is_some_and(|v| !v.ok)
+        || o.blocked.as_ref().is_some_and(|b| b.reason != "ApiError")
+    {
         "Failed"
     } else if o.blocked.is_some() {
         "Degraded"
@@ -238,6 +255,7 @@ mod tests {
             redis_cluster: None,
             migrated_image: Some("img:1".into()),
             endpoint: Some("http://x".into()),
+            api_server: None,
         }
     }
 
@@ -315,6 +333,29 @@ mod tests {
         let o = blocked(None, Some(1), Part::not("NameTooLong", "shorten it"));
         assert_eq!(o.server, Part::not("Unknown", "not observed yet"));
         assert!(!is_ready(None));
+    }
+
+    #[test]
+    fn a_too_old_api_server_is_a_condition_and_explains_not_ready() {
+        // unknown version: no condition, nothing else changes
+        let s = compute(None, &all_ok(), &t(1));
+        assert!(
+            !s.conditions
+                .iter()
+                .any(|c| c.type_ == KUBERNETES_VERSION_SUPPORTED)
+        );
+        let mut o = all_ok();
+        o.api_server = Some(Part::ok("Supported", "Kubernetes 1.30"));
+        let s = compute(None, &o, &t(1));
+        assert_eq!(cond(&s, KUBERNETES_VERSION_SUPPORTED).status, "True");
+        assert!(is_ready(Some(&s)));
+        o.api_server = Some(Part::not("KubernetesTooOld", "1.20 is too old"));
+        o.blocked = Some(Part::not("ApiError", "404 on policy/v1"));
+        let s = compute(None, &o, &t(1));
+        assert_eq!(cond(&s, KUBERNETES_VERSION_SUPPORTED).status, "False");
+        assert_eq!(cond(&s, READY).reason, "KubernetesTooOld");
+        assert_eq!(cond(&s, READY).message, "1.20 is too old");
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
     }
 
     #[test]

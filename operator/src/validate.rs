@@ -42,6 +42,43 @@ impl Checked {
     pub fn redis_pods(&self) -> i32 {
         self.spec.redis.shards * (1 + self.spec.redis.replicas_per_shard)
     }
+
+    /// Whether the server runs the memory engine (no Redis): one process holds every session,
+    /// so a second pod would serve a disjoint set of sessions and lose them on restart.
+    pub fn single_node(&self) -> bool {
+        self.spec.redis.mode == RedisMode::Memory
+    }
+
+    /// Server pods the Deployment asks for when no HPA owns the count: `server.replicas`,
+    /// clamped to one on the memory engine (where autoscaling is ignored too).
+    pub fn server_replicas(&self) -> i32 {
+        let s = &self.spec.server;
+        if self.single_node() {
+            if s.autoscaling.is_some() {
+                1
+            } else {
+                s.replicas.min(1)
+            }
+        } else {
+            s.replicas
+        }
+    }
+
+    /// What the memory engine takes away from the spec, in one sentence for the RedisReady
+    /// condition; `None` when the spec asks for nothing the operator has to refuse.
+    pub fn single_node_clamp(&self) -> Option<String> {
+        let s = &self.spec.server;
+        if !self.single_node() {
+            return None;
+        }
+        if s.autoscaling.is_some() {
+            Some("server.autoscaling is ignored".into())
+        } else if s.replicas > 1 {
+            Some(format!("server.replicas {} is clamped to 1", s.replicas))
+        } else {
+            None
+        }
+    }
 }
 
 fn invalid(reason: &'static str, message: impl Into<String>) -> InvalidSpec {
@@ -129,6 +166,33 @@ mod tests {
         assert_eq!(c.owner.controller, Some(true));
         assert_eq!(c.owner.uid, "uid-1");
         assert_eq!(c.redis_pods(), 6);
+    }
+
+    #[test]
+    fn the_memory_engine_runs_one_server_pod_at_most() {
+        let c = |spec| validate(&skc("d", spec)).unwrap();
+        let mem = c(serde_json::json!({"redis": {"mode": "memory"}, "server": {"replicas": 3}}));
+        assert!(mem.single_node());
+        assert_eq!(mem.server_replicas(), 1);
+        assert_eq!(
+            mem.single_node_clamp().as_deref(),
+            Some("server.replicas 3 is clamped to 1")
+        );
+        let zero = c(serde_json::json!({"redis": {"mode": "memory"}, "server": {"replicas": 0}}));
+        assert_eq!(
+            (zero.server_replicas(), zero.single_node_clamp()),
+            (0, None)
+        );
+        let hpa = c(serde_json::json!({"redis": {"mode": "memory"},
+            "server": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}}}));
+        assert_eq!(hpa.server_replicas(), 1);
+        assert!(hpa.single_node_clamp().unwrap().contains("autoscaling"));
+        // with Redis the spec is taken as written
+        let redis = c(serde_json::json!({"server": {"replicas": 3}}));
+        assert_eq!(
+            (redis.server_replicas(), redis.single_node_clamp()),
+            (3, None)
+        );
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub fn server_settled(migrations: &Part, d: Option<&Deployment>) -> bool {
 pub enum Formation {
     /// Redis is external: nothing to form.
     External,
+    /// No Redis at all: the server's memory engine, one pod.
+    Memory,
     /// Fewer Redis pods run than the cluster needs; formation waits for all of them.
     WaitingForPods {
         /// Running pods with an IP.
@@ -210,6 +212,21 @@ pub fn redis_addrs(pods: &[Pod], sts: &str, want: usize) -> Result<Vec<String>, 
     Ok(running.into_iter().take(want).map(|(_, a)| a).collect())
 }
 
+/// The memory engine's verdict: ready (there is nothing to wait for), saying that sessions
+/// live in one pod and what of the spec that overrides.
+pub fn memory_engine(c: &Checked) -> Part {
+    let base = "no Redis configured (redis.mode memory): sessions live in the memory of a \
+                single server pod and are lost when it restarts";
+    let msg = match c.single_node_clamp() {
+        Some(clamp) => format!(
+            "{base}; {clamp} because a second pod would not see the first one's sessions; \
+             set redis.mode to managed or external to run more"
+        ),
+        None => base.to_string(),
+    };
+    Part::ok("MemoryEngine", msg)
+}
+
 /// Redis: the formation's report, and — even with a healthy cluster — not ready while the
 /// StatefulSet has unready pods. Returns the verdict and the facts for `status.redis`.
 pub fn redis(
@@ -219,6 +236,7 @@ pub fn redis(
 ) -> (Part, Option<RedisClusterStatus>) {
     let (part, facts) = match f {
         Formation::External => return (Part::ok("External", "Redis is external"), None),
+        Formation::Memory => return (memory_engine(c), None),
         Formation::WaitingForPods { running, want } => (
             Part::not(
                 "WaitingForPods",
@@ -277,6 +295,7 @@ pub fn observe(c: &Checked, applied: &Applied, formation: &Formation) -> Observe
         replicas,
         redis_cluster,
         endpoint: Some(crate::build::server::endpoint(c)),
+        api_server: None,
     }
 }
 

@@ -28,7 +28,10 @@ struct State {
     objects: BTreeMap<(String, String), Value>,
     /// (method, plural, name, subresource)
     log: Vec<(String, String, String, String)>,
-    fail: Vec<(String, String)>,
+    /// (method, plural, code, message) of calls to fail
+    fail: Vec<(String, String, u16, String)>,
+    /// what GET /version answers (404 when unset)
+    version: Option<Value>,
     /// (plural, name, DeleteOptions body) of every DELETE
     deletes: Vec<(String, String, Value)>,
     next_uid: u32,
@@ -128,6 +131,13 @@ impl FakeApi {
 
     fn handle(&self, method: &str, uri: &str, body: &[u8]) -> (u16, Value) {
         let path = uri.split('?').next().unwrap();
+        if path == "/version" {
+            let st = self.0.lock().unwrap();
+            return match &st.version {
+                Some(v) => (200, v.clone()),
+                None => (404, status_body(404, "NotFound")),
+            };
+        }
         let seg: Vec<&str> = path.split('/').collect();
         let i = seg
             .iter()
@@ -139,8 +149,15 @@ impl FakeApi {
         let mut st = self.0.lock().unwrap();
         st.log
             .push((method.into(), plural.clone(), name.clone(), sub.clone()));
-        if st.fail.iter().any(|(m, p)| m == method && *p == plural) {
-            return (500, status_body(500, "InternalError"));
+        if let Some((_, _, code, message)) = st
+            .fail
+            .iter()
+            .find(|(m, p, _, _)| m == method && *p == plural)
+        {
+            let mut b = status_body(*code, "Failure");
+            b["message"] = json!(message);
+            b["metadata"] = json!({"continue": ""});
+            return (*code, b);
         }
         let key = (plural.clone(), name.clone());
         match (method, name.is_empty(), sub.as_str()) {
@@ -252,11 +269,14 @@ impl FakeApi {
         obj["status"] = status;
     }
     fn fail(&self, method: &str, plural: &str) {
+        self.fail_with(method, plural, 500, "InternalError");
+    }
+    fn fail_with(&self, method: &str, plural: &str, code: u16, message: &str) {
         self.0
             .lock()
             .unwrap()
             .fail
-            .push((method.into(), plural.into()));
+            .push((method.into(), plural.into(), code, message.into()));
     }
     fn take_log(&self) -> Vec<(String, String, String, String)> {
         std::mem::take(&mut self.0.lock().unwrap().log)
@@ -273,6 +293,14 @@ impl FakeApi {
                     v["note"].as_str().unwrap_or_default().to_string(),
                 )
             })
+            .collect()
+    }
+    /// The notes of the Events stored with `reason`.
+    fn notes(&self, reason: &str) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|(r, _)| r == reason)
+            .map(|(_, n)| n)
             .collect()
     }
     fn take_deletes(&self) -> Vec<(String, String, Value)> {
@@ -307,6 +335,8 @@ struct FakeProbes {
     redis_ok: AtomicBool,
     redis_down: AtomicBool,
     server_ready: AtomicBool,
+    /// endpoints asked for /ready, in order
+    asked: Mutex<Vec<String>>,
     formed_with: Mutex<Vec<(Vec<String>, Option<String>)>>,
 }
 
@@ -335,7 +365,8 @@ impl Probes for FakeProbes {
             actions: Vec::new(),
         })
     }
-    async fn server_ready(&self, _: &str) -> bool {
+    async fn server_ready(&self, endpoint: &str) -> bool {
+        self.asked.lock().unwrap().push(endpoint.to_string());
         self.server_ready.load(Ordering::SeqCst)
     }
 }
@@ -365,6 +396,13 @@ impl Scenario {
             "synckairosclusters",
             "demo",
             serde_json::to_value(&skc).unwrap(),
+        );
+        // the external Redis Secret the specs of these tests name ("redis://r:6379")
+        api.put(
+            "secrets",
+            "r",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "r", "namespace": "ns"},
+                   "data": {"REDIS_URL": "cmVkaXM6Ly9yOjYzNzk="}}),
         );
         Self {
             api,
@@ -412,21 +450,27 @@ impl Scenario {
         job
     }
 
-    fn cond(&self, t: &str) -> (String, String, String) {
-        let c = self
-            .skc
+    /// Condition `t` of the status last written.
+    fn condition(&self, t: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        self.skc
             .status
             .as_ref()
             .unwrap()
             .conditions
             .iter()
             .find(|c| c.type_ == t)
-            .unwrap_or_else(|| panic!("no condition {t}"));
-        (
-            c.status.clone(),
-            c.reason.clone(),
-            c.last_transition_time.0.to_string(),
-        )
+            .cloned()
+            .unwrap_or_else(|| panic!("no condition {t}"))
+    }
+
+    /// The message of condition `t`.
+    fn message(&self, t: &str) -> String {
+        self.condition(t).message
+    }
+
+    fn cond(&self, t: &str) -> (String, String, String) {
+        let c = self.condition(t);
+        (c.status, c.reason, c.last_transition_time.0.to_string())
     }
 
     fn redis_pods_running(&self, n: usize) {
@@ -465,7 +509,12 @@ async fn first_reconciles_create_everything_in_order_and_the_server_waits_for_mi
     let a = s.reconcile().await.unwrap();
     assert_eq!(a, Action::requeue(std::time::Duration::from_secs(10)));
     let w = writes(&s.api.take_log());
-    assert_eq!(&w[..2], ["create secrets", "create secrets"], "{w:?}");
+    // Redis password, PostgreSQL credentials, the server's API key and token secret
+    assert_eq!(
+        &w[..3],
+        ["create secrets", "create secrets", "create secrets"],
+        "{w:?}"
+    );
     let order = [
         "configmaps/demo-redis-config",
         "services/demo-redis",
@@ -693,12 +742,13 @@ async fn external_services_and_no_audit_skip_their_objects() {
     s.reconcile().await.unwrap();
     let w = writes(&s.api.take_log());
     assert!(
-        !w.iter().any(|x| x.contains("redis")
-            || x.contains("postgres")
-            || x.starts_with("jobs/")
-            || x.starts_with("create")),
+        !w.iter()
+            .any(|x| x.contains("redis") || x.contains("postgres") || x.starts_with("jobs/")),
         "{w:?}"
     );
+    // the one Secret generated is the server's credentials
+    assert_eq!(w.iter().filter(|x| x.starts_with("create")).count(), 1);
+    assert!(s.api.get("secrets", "demo-auth").is_some());
     // nothing to migrate: the Deployment is applied at once, with the HPA and Ingress
     for o in [
         "horizontalpodautoscalers/demo-server",
@@ -1029,13 +1079,7 @@ async fn switching_to_external_stores_deletes_the_managed_ones_after_the_rollout
         assert!(s.api.get(p, n).is_some(), "{p}/{n} deleted");
     }
     // one Event names every deletion
-    let notes: Vec<String> = s
-        .api
-        .events()
-        .into_iter()
-        .filter(|(r, _)| r == "Deleted")
-        .map(|(_, n)| n)
-        .collect();
+    let notes = s.api.notes("Deleted");
     assert_eq!(notes.len(), 1, "{notes:?}");
     for kn in [
         "StatefulSet demo-redis",
@@ -1169,4 +1213,340 @@ async fn a_failing_delete_is_reported_and_retried() {
     assert!(e.contains("delete Ingress demo"), "{e}");
     assert_eq!(s.cond("Ready").1, "ApiError");
     assert!(s.api.get("ingresses", "demo").is_some());
+}
+
+/// The decoded `data` of a stored Secret (the fake API base64-encodes `stringData`).
+fn secret_data(s: &Scenario, name: &str) -> BTreeMap<String, String> {
+    let v = s.api.get("secrets", name).expect("secret exists");
+    v["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, x)| {
+            let b = k8s_openapi::ByteString(Vec::new());
+            let decoded: k8s_openapi::ByteString = serde_json::from_value(x.clone()).unwrap_or(b);
+            (k.clone(), String::from_utf8(decoded.0).unwrap())
+        })
+        .collect()
+}
+
+fn server_env(s: &Scenario) -> BTreeMap<String, Value> {
+    let dep = s.api.get("deployments", "demo-server").expect("deployment");
+    dep["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e["value"].clone()))
+        .collect()
+}
+
+/// The server is deployed at once: no managed stores, no migrations.
+fn bare(extra_server: Value) -> Value {
+    json!({"redis": {"mode": "external", "externalSecret": "r"},
+           "postgres": {"mode": "disabled"}, "server": extra_server})
+}
+
+#[tokio::test]
+async fn the_auth_secret_is_generated_once_and_never_overwritten() {
+    let mut s = Scenario::new(bare(json!({})));
+    s.reconcile().await.unwrap();
+    let first = secret_data(&s, "demo-auth");
+    let key = first["api-keys"].strip_prefix("admin=").unwrap();
+    let key = key.strip_suffix('\n').unwrap();
+    assert_eq!(key.len(), 43, "32 random bytes in base64url: {key}");
+    assert!(
+        key.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_eq!(first["token-secret"].len(), 43);
+    assert_ne!(key, first["token-secret"]);
+    let secret = s.api.get("secrets", "demo-auth").unwrap();
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], UID);
+    assert!(
+        s.api
+            .events()
+            .iter()
+            .any(|(r, n)| r == "SecretGenerated" && n.contains("demo-auth"))
+    );
+    let env = server_env(&s);
+    assert_eq!(env["API_KEYS_FILE"], "/etc/synckairos/auth/api-keys");
+    assert_eq!(
+        env["TOKEN_SECRET_FILE"],
+        "/etc/synckairos/auth/token-secret"
+    );
+    assert!(!env.contains_key("AUTH"));
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "demo-auth"
+    );
+
+    // the user rotates the key by hand: later reconciles read it and leave it alone
+    let mut edited = s.api.get("secrets", "demo-auth").unwrap();
+    edited["data"]["api-keys"] = json!("YWRtaW49bWluZQo="); // "admin=mine\n"
+    s.api.put("secrets", "demo-auth", edited);
+    s.api.take_log();
+    for _ in 0..2 {
+        s.reconcile().await.unwrap();
+    }
+    let log = s.api.take_log();
+    assert!(
+        !log.iter().any(|(m, p, _, _)| p == "secrets" && m != "GET"),
+        "the Secret was written again: {log:?}"
+    );
+    assert_eq!(secret_data(&s, "demo-auth")["api-keys"], "admin=mine\n");
+}
+
+#[tokio::test]
+async fn an_existing_auth_secret_is_used_as_is_and_its_keys_are_checked() {
+    let mut s = Scenario::new(bare(json!({"auth": {"existingSecret": "team-auth"}})));
+    // not there yet: nothing generated, the pods wait for it like the kubelet would
+    s.reconcile().await.unwrap();
+    let log = s.api.take_log();
+    assert!(
+        !log.iter().any(|(m, p, _, _)| m == "POST" && p == "secrets"),
+        "{log:?}"
+    );
+    assert!(s.api.get("secrets", "demo-auth").is_none());
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "team-auth"
+    );
+    // there, without the token secret: the condition names the Secret, the key and the fix
+    s.api.put(
+        "secrets",
+        "team-auth",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "team-auth", "namespace": "ns"},
+               "data": {"api-keys": "YWRtaW49bWluZQo="}}),
+    );
+    let e = s.reconcile().await.unwrap_err();
+    let want = "Secret team-auth has no key token-secret: add it (kubectl edit secret \
+                team-auth) or point the spec at a Secret that has it.";
+    assert!(e.starts_with(want), "{e}");
+    assert_eq!(s.message("Ready"), want);
+    assert!(s.api.events().iter().any(|(_, n)| n == want));
+    // with both keys it reconciles, and the user's data is never touched
+    let mut full = s.api.get("secrets", "team-auth").unwrap();
+    full["data"]["token-secret"] = json!("c2VjcmV0");
+    s.api.put("secrets", "team-auth", full.clone());
+    s.reconcile().await.unwrap();
+    assert_eq!(s.api.get("secrets", "team-auth").unwrap(), full);
+}
+
+#[tokio::test]
+async fn auth_disabled_runs_the_server_open_explicitly_and_generates_nothing() {
+    let mut s = Scenario::new(bare(json!({"auth": {"enabled": false}})));
+    s.reconcile().await.unwrap();
+    assert!(s.api.get("secrets", "demo-auth").is_none());
+    let env = server_env(&s);
+    assert_eq!(env["AUTH"], "off");
+    assert!(!env.contains_key("API_KEYS_FILE") && !env.contains_key("TOKEN_SECRET_FILE"));
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert!(dep["spec"]["template"]["spec"].get("volumes").is_none());
+}
+
+#[tokio::test]
+async fn probes_metrics_and_the_ready_check_use_the_admin_port_and_the_ingress_stays_public() {
+    let mut s = Scenario::new(bare(json!({"ingress": {"host": "k.example.com"}})));
+    s.reconcile().await.unwrap();
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    let k = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(k["readinessProbe"]["httpGet"]["port"], "admin");
+    assert_eq!(k["livenessProbe"]["httpGet"]["port"], "admin");
+    assert_eq!(
+        k["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+               {"name": "admin", "containerPort": 9090, "protocol": "TCP"}])
+    );
+    let svc = s.api.get("services", "demo-server").unwrap();
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
+               {"name": "admin", "port": 9090, "targetPort": "admin", "protocol": "TCP"}])
+    );
+    let ing = s.api.get("ingresses", "demo").unwrap();
+    let paths: Vec<&str> = ing["spec"]["rules"][0]["http"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/v1", "/ws", "/demo", "/", "/favicon.ico"]);
+    s.api.set_status(
+        "deployments",
+        "demo-server",
+        json!({"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}),
+    );
+    s.reconcile().await.unwrap();
+    // the operator asks /ready on the admin port (the public port no longer serves it)
+    assert_eq!(
+        s.probes.asked.lock().unwrap().last().map(String::as_str),
+        Some("http://demo-server.ns.svc:9090")
+    );
+    // status still points users at the public port
+    assert_eq!(
+        s.skc.status.as_ref().unwrap().endpoint.as_deref(),
+        Some("http://demo-server.ns.svc:8080")
+    );
+}
+
+#[tokio::test]
+async fn the_memory_engine_is_clamped_to_one_server_pod_and_says_why() {
+    let mut s = Scenario::new(
+        json!({"redis": {"mode": "memory"}, "postgres": {"mode": "disabled"},
+        "server": {"replicas": 3}}),
+    );
+    s.reconcile().await.unwrap();
+    let w = writes(&s.api.take_log());
+    assert!(!w.iter().any(|x| x.contains("redis")), "{w:?}");
+    let dep = s.api.get("deployments", "demo-server").unwrap();
+    assert_eq!(dep["spec"]["replicas"], 1);
+    assert_eq!(dep["spec"]["strategy"]["type"], "Recreate");
+    let env = server_env(&s);
+    assert!(!env.contains_key("REDIS_URL") && !env.contains_key("REDIS_CLUSTER_NODES"));
+    let (status, reason, _) = s.cond("RedisReady");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "MemoryEngine"));
+    assert_eq!(
+        s.message("RedisReady"),
+        "no Redis configured (redis.mode memory): sessions live in the memory of a single \
+         server pod and are lost when it restarts; server.replicas 3 is clamped to 1 because \
+         a second pod would not see the first one's sessions; set redis.mode to managed or \
+         external to run more"
+    );
+    // autoscaling asked for: no HPA either
+    s.skc.spec.server.autoscaling =
+        Some(serde_json::from_value(json!({"minReplicas": 2, "maxReplicas": 5})).unwrap());
+    s.reconcile().await.unwrap();
+    assert!(
+        s.api
+            .get("horizontalpodautoscalers", "demo-server")
+            .is_none()
+    );
+    assert_eq!(
+        s.api.get("deployments", "demo-server").unwrap()["spec"]["replicas"],
+        1
+    );
+    assert!(
+        s.message("RedisReady")
+            .contains("server.autoscaling is ignored")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_call_is_one_sentence_in_the_condition_and_the_event() {
+    let mut s = Scenario::new(bare(json!({})));
+    s.api.fail_with(
+        "PATCH",
+        "poddisruptionbudgets",
+        404,
+        "the server could not find the requested resource",
+    );
+    s.reconcile().await.unwrap_err();
+    let want = "Could not apply PodDisruptionBudget demo-server: the API server answered 404 \
+                (the server could not find the requested resource); check that the namespace \
+                exists and that the API server serves PodDisruptionBudget (Kubernetes 1.27 or \
+                later).";
+    assert_eq!(s.message("Ready"), want);
+    assert_eq!(s.cond("Ready").1, "ApiError");
+    assert_eq!(s.api.notes("ReconcileError"), [want]);
+}
+
+#[tokio::test]
+async fn a_too_old_api_server_becomes_a_condition_that_explains_not_ready() {
+    let (client, api) = FakeApi::start();
+    api.0.lock().unwrap().version = Some(json!({"major": "1", "minor": "20",
+        "gitVersion": "v1.20.2", "gitCommit": "", "gitTreeState": "", "buildDate": "",
+        "goVersion": "", "compiler": "", "platform": "linux/amd64"}));
+    let verdict = synckairos_operator::apiserver::check(&client)
+        .await
+        .unwrap();
+    assert!(!verdict.ok);
+    let mut s = Scenario::new(bare(json!({})));
+    Arc::get_mut(&mut s.ctx).unwrap().api_server = Some(verdict.clone());
+    s.reconcile().await.unwrap();
+    let (status, reason, _) = s.cond("KubernetesVersionSupported");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "KubernetesTooOld")
+    );
+    assert_eq!(s.message("KubernetesVersionSupported"), verdict.message);
+    assert!(
+        verdict
+            .message
+            .starts_with("the API server runs Kubernetes v1.20.2, older than the 1.27"),
+        "{}",
+        verdict.message
+    );
+    // the root cause explains Ready, even when a call then fails with a 404
+    assert_eq!(s.cond("Ready").1, "KubernetesTooOld");
+    s.api
+        .fail_with("PATCH", "poddisruptionbudgets", 404, "not found");
+    s.reconcile().await.unwrap_err();
+    assert_eq!(s.cond("Ready").1, "KubernetesTooOld");
+    assert_eq!(s.cond("KubernetesVersionSupported").0, "False");
+
+    // a supported server: True; an unreadable /version: no condition at all
+    api.0.lock().unwrap().version = Some(json!({"major": "1", "minor": "30+",
+        "gitVersion": "v1.30.1-eks", "gitCommit": "", "gitTreeState": "", "buildDate": "",
+        "goVersion": "", "compiler": "", "platform": "linux/amd64"}));
+    assert!(
+        synckairos_operator::apiserver::check(&client)
+            .await
+            .unwrap()
+            .ok
+    );
+    api.0.lock().unwrap().version = None;
+    assert!(
+        synckairos_operator::apiserver::check(&client)
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_external_redis_secret_without_an_address_deploys_nothing() {
+    // the server would read both keys as optional and fall back to the memory engine
+    let mut s = Scenario::new(bare(json!({"replicas": 3})));
+    s.api.put(
+        "secrets",
+        "r",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "r", "namespace": "ns"},
+               "data": {"REDIS_PASSWORD": "cHc="}}),
+    );
+    let e = s.reconcile().await.unwrap_err();
+    assert!(
+        e.contains("has neither REDIS_URL nor REDIS_CLUSTER_NODES"),
+        "{e}"
+    );
+    assert!(s.api.get("deployments", "demo-server").is_none());
+    assert!(
+        s.message("Ready")
+            .starts_with("Secret r (redis.externalSecret) has neither")
+    );
+    // missing altogether: the same, saying so
+    s.api
+        .0
+        .lock()
+        .unwrap()
+        .objects
+        .remove(&("secrets".into(), "r".into()));
+    let e = s.reconcile().await.unwrap_err();
+    assert!(
+        e.contains("Secret r (redis.externalSecret) does not exist"),
+        "{e}"
+    );
+    // with an address the server is deployed with the replicas asked for
+    s.api.put(
+        "secrets",
+        "r",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "r", "namespace": "ns"},
+               "data": {"REDIS_CLUSTER_NODES": "cjA6NjM3OQ=="}}),
+    );
+    s.reconcile().await.unwrap();
+    assert_eq!(
+        s.api.get("deployments", "demo-server").unwrap()["spec"]["replicas"],
+        3
+    );
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use synckairos_operator::build::{self, postgres, redis};
+use synckairos_operator::build::{self, postgres, redis, server};
 use synckairos_operator::crd::{SyncKairosCluster, crd};
 use synckairos_operator::validate::validate;
 use synckairos_tests::host::{Verdict, in_ci, verdict};
@@ -76,6 +76,7 @@ fn all_objects(skc: &SyncKairosCluster) -> Vec<Value> {
     let mut push = |x: Value| v.push(x);
     push(serde_json::to_value(redis::password_secret(&c, "pw")).unwrap());
     push(serde_json::to_value(postgres::credentials_secret(&c, "pw")).unwrap());
+    push(serde_json::to_value(server::auth_secret_object(&c, "key", "token")).unwrap());
     if let Some(r) = &d.redis {
         push(serde_json::to_value(&r.config).unwrap());
         push(serde_json::to_value(&r.service).unwrap());
@@ -119,6 +120,17 @@ fn extra_specs() -> Vec<(String, Value)> {
                 "ingress": {"host": "a.example.com"},
                 "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
                 "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}]}]}}}}}),
+        ),
+        mk(
+            "memory-engine-open",
+            serde_json::json!({"redis": {"mode": "memory"}, "postgres": {"mode": "disabled"},
+                "server": {"replicas": 3, "auth": {"enabled": false},
+                    "autoscaling": {"minReplicas": 2, "maxReplicas": 3}}}),
+        ),
+        mk(
+            "own-credentials",
+            serde_json::json!({"server": {"auth": {"existingSecret": "creds",
+                "apiKeysKey": "keys", "tokenSecretKey": "jwt"}}}),
         ),
         mk(
             "big-redis",

@@ -6,7 +6,8 @@
 
 use crate::clock::now_ms;
 use crate::domain::{
-    self, Command, CreateSpec, DomainError, EventKind, Millis, Session, SyncState, TimeoutKind,
+    self, Actor, Command, CreateSpec, DomainError, EventKind, Millis, Session, SyncState,
+    TimeoutKind,
 };
 use crate::engine::{AuditEvent, Commit, Engine, EngineError, Subscription, Update, UpdateKind};
 use crate::metrics::Metrics;
@@ -119,8 +120,18 @@ impl Service {
         &self.metrics
     }
 
-    /// Creates a session (version 1, pending).
+    /// Creates a session (version 1, pending) for a caller without
+    /// credentials (tools, tests); the API uses [`Service::create_by`].
     pub async fn create(self: &Arc<Self>, spec: CreateSpec) -> Result<SyncState, ServiceError> {
+        self.create_by(spec, &Actor::anonymous()).await
+    }
+
+    /// Creates a session, recording `actor` in its audit event.
+    pub async fn create_by(
+        self: &Arc<Self>,
+        spec: CreateSpec,
+        actor: &Actor,
+    ) -> Result<SyncState, ServiceError> {
         let now = now_ms();
         let mut session = spec.into_session(now);
         session.incarnation = crate::engine::new_incarnation();
@@ -133,6 +144,7 @@ impl Service {
             0,
             None,
             now,
+            actor,
         );
         self.engine.create(commit).await?;
         Ok(state)
@@ -144,11 +156,24 @@ impl Service {
         Ok(SyncState::render(&s, now_ms()))
     }
 
-    /// Applies a client command with transparent retries of version races.
+    /// Applies a command for a caller without credentials (tools, tests);
+    /// the API uses [`Service::command_by`].
     pub async fn command(
         self: &Arc<Self>,
         id: Uuid,
         cmd: Command,
+    ) -> Result<Outcome, ServiceError> {
+        self.command_by(id, cmd, &Actor::anonymous()).await
+    }
+
+    /// Applies a client command with transparent retries of version races,
+    /// recording `actor` in its audit event (a due timeout the command runs
+    /// into is recorded as the server's).
+    pub async fn command_by(
+        self: &Arc<Self>,
+        id: Uuid,
+        cmd: Command,
+        actor: &Actor,
     ) -> Result<Outcome, ServiceError> {
         let started = std::time::Instant::now();
         // Changes of one session made here queue instead of racing: each
@@ -160,6 +185,7 @@ impl Service {
         // engine re-checks the version). A refusal computed from it is
         // re-checked against a fresh read before it reaches the client.
         let mut use_cache = true;
+        let server = Actor::server();
         let out = loop {
             let (s, from_cache) = match use_cache.then(|| self.engine.cached(id)).flatten() {
                 Some(s) => (s, true),
@@ -177,7 +203,8 @@ impl Service {
                 }
                 Err(e) => return Err(ServiceError::Domain(e)),
             };
-            match self.commit_transition(&t, now).await {
+            let by = if t.preempted { &server } else { actor };
+            match self.commit_transition(&t, now, by).await {
                 Ok(state) => {
                     if t.expired_participant_id.is_some() {
                         expired = t.expired_participant_id.clone();
@@ -210,8 +237,14 @@ impl Service {
         Ok(out)
     }
 
-    /// Deletes a session; true when it existed.
+    /// Deletes a session for a caller without credentials (tools, tests);
+    /// the API uses [`Service::delete_by`].
     pub async fn delete(&self, id: Uuid) -> Result<bool, ServiceError> {
+        self.delete_by(id, &Actor::anonymous()).await
+    }
+
+    /// Deletes a session, recording `actor`; true when it existed.
+    pub async fn delete_by(&self, id: Uuid, actor: &Actor) -> Result<bool, ServiceError> {
         let now = now_ms();
         let update = Update {
             session_id: id,
@@ -228,6 +261,7 @@ impl Service {
             time_elapsed_ms: 0,
             at_ms: now,
             state: serde_json::Value::Null,
+            actor: actor.clone(),
         });
         let existed = self.engine.delete(id, update, audit).await?;
         if let Some((_, h)) = self.timers.lock().remove(&id) {
@@ -245,6 +279,7 @@ impl Service {
         self: &Arc<Self>,
         t: &domain::Transition,
         now: Millis,
+        actor: &Actor,
     ) -> Result<SyncState, EngineError> {
         let state = SyncState::render(&t.next, now);
         let commit = self.build_commit(
@@ -255,6 +290,7 @@ impl Service {
             t.charged_ms,
             t.expired_participant_id.as_deref().map(|p| (p, now)),
             now,
+            actor,
         );
         let deadline = commit.deadline_ms;
         self.engine.commit(commit).await?;
@@ -285,6 +321,7 @@ impl Service {
         charged_ms: i64,
         expired: Option<(&str, Millis)>,
         now: Millis,
+        actor: &Actor,
     ) -> Commit<'a> {
         let deadline_ms = session.deadline_ms();
         let expire_at_ms = (now + self.config.session_ttl_ms)
@@ -323,6 +360,7 @@ impl Service {
                 time_elapsed_ms: charged_ms,
                 at_ms: now,
                 state: serde_json::to_value(state).unwrap_or(serde_json::Value::Null),
+                actor: actor.clone(),
             }
         });
         Commit {
@@ -379,7 +417,7 @@ impl Service {
         ) {
             Ok(t) => {
                 let lateness = s.deadline_ms().map_or(0, |d| now - d).max(0);
-                match self.commit_transition(&t, now).await {
+                match self.commit_transition(&t, now, &Actor::server()).await {
                     Ok(_) => self
                         .metrics
                         .timeout_lateness_seconds

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synckairos::audit::store::AuditStore;
 use synckairos::audit::{self, AuditConfig, AuditMetrics, start_memory_writer};
-use synckairos::domain::{Command, CreateSpec, EventKind, SwitchArgs};
+use synckairos::domain::{Actor, Command, CreateSpec, EventKind, SwitchArgs};
 use synckairos::engine::AuditEvent;
 use synckairos::engine::memory::MemoryEngine;
 use synckairos::metrics::Metrics;
@@ -128,9 +128,12 @@ async fn every_change_of_a_scripted_session_is_stored_once_in_version_order() {
     let svc = service(tx);
 
     let id = Uuid::new_v4();
-    svc.create(spec(id)).await.expect("create");
+    let backend = Actor::api_key("backend");
+    let white = Actor::token("participant", Some("white".into()));
+    svc.create_by(spec(id), &backend).await.expect("create");
     svc.command(id, Command::Start).await.expect("start");
-    for _ in 0..5 {
+    svc.command_by(id, switch(), &white).await.expect("switch");
+    for _ in 0..4 {
         svc.command(id, switch()).await.expect("switch");
     }
     svc.command(id, Command::Pause).await.expect("pause");
@@ -138,7 +141,7 @@ async fn every_change_of_a_scripted_session_is_stored_once_in_version_order() {
     svc.command(id, switch()).await.expect("switch");
     svc.command(id, Command::Complete).await.expect("complete");
     let last = svc.get(id).await.expect("final state");
-    assert!(svc.delete(id).await.expect("delete"));
+    assert!(svc.delete_by(id, &backend).await.expect("delete"));
 
     let expected: Vec<(u64, &str)> = vec![
         (1, "session_created"),
@@ -180,6 +183,11 @@ async fn every_change_of_a_scripted_session_is_stored_once_in_version_order() {
     assert_eq!(rows[3].participant_id.as_deref(), Some("black"));
     assert_eq!(rows[2].state["version"], json!(3));
     assert!(rows[11].state.is_null());
+    // Who did it travels with each event; without a credential, anonymous.
+    assert_eq!(rows[0].actor.as_ref(), Some(&backend));
+    assert_eq!(rows[1].actor.as_ref(), Some(&Actor::anonymous()));
+    assert_eq!(rows[2].actor.as_ref(), Some(&white));
+    assert_eq!(rows[11].actor.as_ref(), Some(&backend));
 
     // One session row: config from create, times, final status, totals.
     let cycles: u64 = last.participants.iter().map(|p| p.cycle_count).sum();
@@ -221,6 +229,7 @@ fn event(id: Uuid, version: u64, kind: EventKind, at_ms: i64) -> AuditEvent {
         time_elapsed_ms: version as i64,
         at_ms,
         state,
+        actor: Actor::token("participant", Some("p".into())),
     }
 }
 
@@ -622,4 +631,37 @@ async fn a_deletion_written_before_the_last_state_still_marks_the_session() {
         )
         .expect("session row");
     assert_eq!(row.trim(), "global|running|2|t");
+}
+
+/// A clock that runs out is the server's doing, whoever's command ran into
+/// it: the timer's own firing is recorded with `actor: server`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_is_recorded_as_the_servers() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let svc = service(tx);
+    let id = Uuid::new_v4();
+    let s = CreateSpec::from_json(&json!({
+        "session_id": id.to_string(),
+        "sync_mode": "per_participant",
+        "total_time_ms": 1000,
+        "participants": [{"participant_id": "white"}, {"participant_id": "black"}]
+    }))
+    .expect("valid spec");
+    let backend = Actor::api_key("backend");
+    svc.create_by(s, &backend).await.expect("create");
+    svc.command_by(id, Command::Start, &backend)
+        .await
+        .expect("start");
+    let expired = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let ev = rx.recv().await.expect("audit channel open");
+            if ev.event_type == EventKind::ParticipantExpired {
+                break ev;
+            }
+            assert_eq!(ev.actor, backend, "{:?} by the caller", ev.event_type);
+        }
+    })
+    .await
+    .expect("the timeout fires within 10 s");
+    assert_eq!(expired.actor, Actor::server());
 }

@@ -122,3 +122,35 @@ by the operator, not configurable; chartcheck.py compares it with the source).
 {{- define "synckairos-operator.serverPort" -}}
 8080
 {{- end }}
+
+{{/*
+Port of the server's admin listener (/metrics, /ready, /health): operator/src/build/mod.rs
+ADMIN_PORT, named "admin" on the server pods and Service (chartcheck.py compares both).
+*/}}
+{{- define "synckairos-operator.serverAdminPort" -}}
+9090
+{{- end }}
+
+{{/* Secret with the server's API keys and token secret: cluster.spec.server.auth.existingSecret, else <cluster>-auth. */}}
+{{- define "synckairos-operator.authSecretName" -}}
+{{- dig "server" "auth" "existingSecret" "" .Values.cluster.spec | default (printf "%s-auth" (include "synckairos-operator.clusterName" .)) }}
+{{- end }}
+
+{{/* 32 random bytes, base64url without padding (43 characters): an API key or token secret. */}}
+{{- define "synckairos-operator.randomToken" -}}
+{{- randBytes 32 | replace "+" "-" | replace "/" "_" | trimSuffix "=" }}
+{{- end }}
+
+{{/*
+The memory engine (cluster.spec.redis.mode memory) keeps every session in one server
+process: the chart refuses more than one server pod, as the operator clamps to one.
+*/}}
+{{- define "synckairos-operator.checkMemoryEngine" -}}
+{{- $spec := .Values.cluster.spec }}
+{{- if eq (dig "redis" "mode" "" $spec) "memory" }}
+{{- $replicas := dig "server" "replicas" 1 $spec | int }}
+{{- if or (gt $replicas 1) (dig "server" "autoscaling" "" $spec) }}
+{{- fail "cluster.spec.redis.mode memory runs exactly one server pod (the memory engine keeps every session in one process; a second pod would not see them): set cluster.spec.server.replicas to 1 and remove cluster.spec.server.autoscaling, or configure Redis (redis.mode managed or external) to run more" }}
+{{- end }}
+{{- end }}
+{{- end }}

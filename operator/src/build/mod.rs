@@ -12,12 +12,13 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, EnvVar, EnvVarSource, PodSecurityContext, SeccompProfile, Secret,
-    SecretKeySelector, SecurityContext, Service,
+    Capabilities, ConfigMap, ContainerPort, EnvVar, EnvVarSource, PodSecurityContext,
+    SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service, ServicePort,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::crd::{PostgresMode, RedisMode};
 
@@ -25,6 +26,13 @@ use crate::validate::Checked;
 
 /// Port the server listens on inside its pod (the chart's NetworkPolicy opens the same port).
 pub const SERVER_PORT: i32 = 8080;
+/// The server's admin listener (`ADMIN_PORT`): `/metrics`, `/ready` and `/health`, kept off
+/// the public port so the Ingress never exposes them (the chart's NetworkPolicy opens it to
+/// the operator's `/ready` probe and to Prometheus).
+pub const ADMIN_PORT: i32 = 9090;
+/// Transport of every Service and container port. Written out although it is the default:
+/// server-side apply on Kubernetes before 1.21 refuses a port list entry without it.
+pub const TCP: &str = "TCP";
 /// Redis client port.
 pub const REDIS_PORT: i32 = 6379;
 /// Redis Cluster bus port (client port + 10000, Redis' fixed rule).
@@ -60,6 +68,10 @@ pub mod names {
     /// Generated PostgreSQL credentials Secret.
     pub fn postgres_secret(c: &str) -> String {
         format!("{c}-postgres-credentials")
+    }
+    /// Generated API key and token secret of the server.
+    pub fn auth_secret(c: &str) -> String {
+        format!("{c}-auth")
     }
     /// Server Deployment, Service, PodDisruptionBudget and HPA.
     pub fn server(c: &str) -> String {
@@ -180,12 +192,35 @@ pub fn env_secret(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar
     }
 }
 
+/// A named TCP container port.
+pub fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some(TCP.into()),
+        ..Default::default()
+    }
+}
+
+/// A named TCP Service port forwarding to the container port of the same name.
+pub fn service_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some(TCP.into()),
+        ..Default::default()
+    }
+}
+
 /// Pod security context for our own images (distroless, non-root uid 65532).
 pub fn app_pod_security() -> PodSecurityContext {
     PodSecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(65532),
         run_as_group: Some(65532),
+        // mounted Secrets (the server's credentials) are group-readable by this gid only
+        fs_group: Some(65532),
         seccomp_profile: Some(SeccompProfile {
             type_: "RuntimeDefault".into(),
             ..Default::default()
@@ -225,6 +260,17 @@ pub fn postgres_credentials_secret(c: &Checked) -> String {
         .unwrap_or_else(|| names::postgres_secret(&c.name))
 }
 
+/// Name of the Secret with the server's API keys and token secret (the user's, or our
+/// generated one); `None` when auth is off.
+pub fn auth_secret(c: &Checked) -> Option<String> {
+    let a = &c.spec.server.auth;
+    a.enabled.then(|| {
+        a.existing_secret
+            .clone()
+            .unwrap_or_else(|| names::auth_secret(&c.name))
+    })
+}
+
 /// In-cluster DNS name of a Service.
 pub fn service_host(c: &Checked, service: &str) -> String {
     format!("{service}.{}.svc", c.namespace)
@@ -248,6 +294,7 @@ pub fn redis_env(c: &Checked) -> Vec<EnvVar> {
                 ),
             ]
         }
+        RedisMode::Memory => Vec::new(),
         RedisMode::External => {
             let s = c.spec.redis.external_secret.clone().unwrap_or_default();
             vec![
@@ -718,6 +765,72 @@ mod tests {
             ))
             .is_empty()
         );
+    }
+
+    /// Every entry of every `ports` list in a JSON object, with the path that leads to it.
+    fn port_entries(
+        v: &serde_json::Value,
+        path: String,
+        out: &mut Vec<(String, serde_json::Value)>,
+    ) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "ports"
+                        && let Some(list) = x.as_array()
+                    {
+                        out.extend(list.iter().map(|p| (format!("{path}/ports"), p.clone())));
+                    }
+                    port_entries(x, format!("{path}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    port_entries(x, format!("{path}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_service_and_container_port_says_tcp() {
+        // Server-side apply before Kubernetes 1.21 refuses port list entries without it.
+        let specs = [
+            serde_json::json!({"server": {"ingress": {"host": "k.example.com"},
+                "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}}),
+            serde_json::json!({"redis": {"mode": "memory"}, "postgres": {"mode": "disabled"}}),
+            serde_json::json!({"redis": {"mode": "external", "externalSecret": "r"},
+                "postgres": {"mode": "external", "externalSecret": "p"}}),
+        ];
+        let mut seen = BTreeMap::new();
+        for spec in specs {
+            let d = desired(&checked(spec));
+            for step in d.walk() {
+                let v = match step.object {
+                    Object::ConfigMap(o) => serde_json::to_value(o),
+                    Object::Service(o) => serde_json::to_value(o),
+                    Object::StatefulSet(o) => serde_json::to_value(o),
+                    Object::PodDisruptionBudget(o) => serde_json::to_value(o),
+                    Object::HorizontalPodAutoscaler(o) => serde_json::to_value(o),
+                    Object::Ingress(o) => serde_json::to_value(o),
+                    Object::Job(o) => serde_json::to_value(o),
+                    Object::Deployment(o) => serde_json::to_value(o),
+                }
+                .unwrap();
+                let mut ports = Vec::new();
+                port_entries(&v, String::new(), &mut ports);
+                for (path, p) in ports {
+                    let what = format!("{} {}{path}", step.object.kind(), step.object.name());
+                    assert_eq!(p["protocol"], "TCP", "{what}: {p}");
+                    *seen.entry(step.object.kind()).or_insert(0) += 1;
+                }
+            }
+        }
+        // the ports that exist were all looked at: Services and pods of every component
+        for kind in ["Service", "StatefulSet", "Deployment"] {
+            assert!(seen.get(kind).is_some_and(|n| *n >= 2), "{seen:?}");
+        }
     }
 
     #[test]

@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, ExecAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    Secret, Service, ServicePort, ServiceSpec, TCPSocketAction, VolumeMount,
+    Container, ExecAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret, Service,
+    ServiceSpec, TCPSocketAction, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    POSTGRES_PORT, env, env_secret, generated_secret, meta, names, postgres_credentials_secret,
-    selector, selector_labels,
+    POSTGRES_PORT, container_port, env, env_secret, generated_secret, meta, names,
+    postgres_credentials_secret, selector, selector_labels, service_port,
 };
 use crate::validate::Checked;
 
@@ -60,12 +60,7 @@ pub fn service(c: &Checked) -> Service {
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(selector_labels(c, COMPONENT)),
-            ports: Some(vec![ServicePort {
-                name: Some("postgres".into()),
-                port: POSTGRES_PORT,
-                target_port: Some(IntOrString::String("postgres".into())),
-                ..Default::default()
-            }]),
+            ports: Some(vec![service_port("postgres", POSTGRES_PORT)]),
             ..Default::default()
         }),
         ..Default::default()
@@ -85,11 +80,7 @@ pub fn statefulset(c: &Checked) -> StatefulSet {
             env_secret("POSTGRES_DB", &secret, "database", false),
             env("PGDATA", "/var/lib/postgresql/data/pgdata"),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("postgres".into()),
-            container_port: POSTGRES_PORT,
-            ..Default::default()
-        }]),
+        ports: Some(vec![container_port("postgres", POSTGRES_PORT)]),
         // Probes do not expand $(VAR); the shell reads the variable instead.
         readiness_probe: Some(Probe {
             exec: Some(ExecAction {

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PersistentVolumeClaim,
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
-    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PodTemplateSpec, Probe, Service, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    REDIS_BUS_PORT, REDIS_PORT, env_secret, meta, names, redis_password_secret, selector,
-    selector_labels,
+    REDIS_BUS_PORT, REDIS_PORT, container_port, env_secret, meta, names, redis_password_secret,
+    selector, selector_labels, service_port,
 };
 use crate::crd::StorageSpec;
 use crate::validate::Checked;
@@ -78,18 +78,8 @@ pub fn headless_service(c: &Checked) -> Service {
             publish_not_ready_addresses: Some(true),
             selector: Some(selector_labels(c, COMPONENT)),
             ports: Some(vec![
-                ServicePort {
-                    name: Some("redis".into()),
-                    port: REDIS_PORT,
-                    target_port: Some(IntOrString::String("redis".into())),
-                    ..Default::default()
-                },
-                ServicePort {
-                    name: Some("bus".into()),
-                    port: REDIS_BUS_PORT,
-                    target_port: Some(IntOrString::String("bus".into())),
-                    ..Default::default()
-                },
+                service_port("redis", REDIS_PORT),
+                service_port("bus", REDIS_BUS_PORT),
             ]),
             ..Default::default()
         }),
@@ -183,16 +173,8 @@ pub fn statefulset(c: &Checked) -> StatefulSet {
             false,
         )]),
         ports: Some(vec![
-            ContainerPort {
-                name: Some("redis".into()),
-                container_port: REDIS_PORT,
-                ..Default::default()
-            },
-            ContainerPort {
-                name: Some("bus".into()),
-                container_port: REDIS_BUS_PORT,
-                ..Default::default()
-            },
+            container_port("redis", REDIS_PORT),
+            container_port("bus", REDIS_BUS_PORT),
         ]),
         readiness_probe: Some(tcp_probe("redis", 2)),
         liveness_probe: Some(tcp_probe("redis", 15)),

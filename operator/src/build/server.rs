@@ -13,9 +13,9 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, PodSpec,
-    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, SleepAction,
-    TopologySpreadConstraint,
+    Container, EnvVar, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, PodSpec,
+    PodTemplateSpec, Probe, Secret, SecretVolumeSource, Service, ServiceSpec, SleepAction,
+    TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -27,9 +27,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    DATABASE_ANNOTATION, IMAGE_ANNOTATION, SERVER_PORT, app_pod_security, database_env, env,
-    labels, meta, migration_target, names, redis_env, restricted_container, selector,
-    selector_labels, service_host,
+    ADMIN_PORT, DATABASE_ANNOTATION, IMAGE_ANNOTATION, SERVER_PORT, app_pod_security, auth_secret,
+    container_port, database_env, env, generated_secret, labels, meta, migration_target, names,
+    redis_env, restricted_container, selector, selector_labels, service_host, service_port,
 };
 use crate::validate::Checked;
 
@@ -40,8 +40,25 @@ pub const MIGRATION_COMPONENT: &str = "migration";
 /// Seconds the preStop hook waits so Services and Ingresses stop routing to a terminating
 /// pod before it receives SIGTERM.
 pub const PRE_STOP_SECONDS: i64 = 5;
-/// Name of the server's HTTP port.
-const HTTP: &str = "http";
+/// Name of the server's public HTTP port (API, WebSocket, demo page).
+pub const HTTP: &str = "http";
+/// Name of the server's admin port (`/metrics`, `/ready`, `/health`): probes and Prometheus
+/// use it, the Ingress never routes to it.
+pub const ADMIN: &str = "admin";
+/// Where the auth Secret is mounted in the server container.
+pub const AUTH_DIR: &str = "/etc/synckairos/auth";
+/// Name of the auth Secret's volume.
+const AUTH_VOLUME: &str = "auth";
+/// What the Ingress routes to the server, as `(path, pathType)`: the API, the WebSocket and
+/// the demo page (`/`, its assets under `/demo`, the favicon). `/metrics`, `/ready`,
+/// `/health` and anything else stay inside the cluster.
+pub const INGRESS_PATHS: [(&str, &str); 5] = [
+    ("/v1", "Prefix"),
+    ("/ws", "Prefix"),
+    ("/demo", "Prefix"),
+    ("/", "Exact"),
+    ("/favicon.ico", "Exact"),
+];
 
 /// Every server object; HPA and Ingress are optional.
 #[derive(Debug, Clone)]
@@ -74,6 +91,7 @@ pub fn objects(c: &Checked) -> ServerObjects {
 pub fn server_env(c: &Checked) -> Vec<EnvVar> {
     let mut e = vec![
         env("PORT", SERVER_PORT.to_string()),
+        env("ADMIN_PORT", ADMIN_PORT.to_string()),
         env("BIND", "0.0.0.0"),
         env("LOG_FORMAT", "json"),
         env(
@@ -81,17 +99,86 @@ pub fn server_env(c: &Checked) -> Vec<EnvVar> {
             c.spec.server.shutdown_grace_seconds.to_string(),
         ),
     ];
+    e.extend(auth_env(c));
     e.extend(redis_env(c));
     e.extend(database_env(c));
     e.extend(c.spec.server.env.iter().cloned());
     e
 }
 
+/// The server's credentials: the files of the mounted auth Secret, or `AUTH=off` (the
+/// server refuses a non-loopback bind without credentials unless told so explicitly).
+pub fn auth_env(c: &Checked) -> Vec<EnvVar> {
+    let a = &c.spec.server.auth;
+    if auth_secret(c).is_none() {
+        return vec![env("AUTH", "off")];
+    }
+    vec![
+        env("API_KEYS_FILE", format!("{AUTH_DIR}/{}", a.api_keys_key)),
+        env(
+            "TOKEN_SECRET_FILE",
+            format!("{AUTH_DIR}/{}", a.token_secret_key),
+        ),
+    ]
+}
+
+/// Name of the API key the generated auth Secret holds.
+pub const GENERATED_KEY_NAME: &str = "admin";
+
+/// The generated auth Secret (`<cluster>-auth`, created only when absent): one API key line
+/// `admin=<api_key>` and the HS256 token secret, under the spec's key names. The values are
+/// passed in so the builder stays pure.
+pub fn auth_secret_object(c: &Checked, api_key: &str, token_secret: &str) -> Secret {
+    let a = &c.spec.server.auth;
+    generated_secret(
+        c,
+        names::auth_secret(&c.name),
+        COMPONENT,
+        BTreeMap::from([
+            (
+                a.api_keys_key.clone(),
+                format!("{GENERATED_KEY_NAME}={api_key}\n"),
+            ),
+            (a.token_secret_key.clone(), token_secret.to_string()),
+        ]),
+    )
+}
+
+/// The auth Secret as a read-only volume with exactly its two keys (a missing key keeps the
+/// pod from starting, with the kubelet naming it), readable by the pod's group only.
+fn auth_volume(c: &Checked) -> Option<(Volume, VolumeMount)> {
+    let secret = auth_secret(c)?;
+    let a = &c.spec.server.auth;
+    let item = |key: &str| KeyToPath {
+        key: key.into(),
+        path: key.into(),
+        ..Default::default()
+    };
+    Some((
+        Volume {
+            name: AUTH_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret),
+                items: Some(vec![item(&a.api_keys_key), item(&a.token_secret_key)]),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: AUTH_VOLUME.into(),
+            mount_path: AUTH_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    ))
+}
+
 fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::String(HTTP.into()),
+            port: IntOrString::String(ADMIN.into()),
             ..Default::default()
         }),
         period_seconds: Some(period),
@@ -101,20 +188,23 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
 }
 
 /// The server Deployment. With autoscaling the replica count is left to the HPA (the field
-/// is not applied, so server-side apply never fights the HPA).
+/// is not applied, so server-side apply never fights the HPA). On the memory engine it runs
+/// one pod at most and replaces it with `Recreate`: a rolling update's surge pod would be a
+/// second memory engine holding other sessions.
 pub fn deployment(c: &Checked) -> Deployment {
     let s = &c.spec.server;
+    let auth = auth_volume(c);
     let container = Container {
         name: "synckairos".into(),
         image: Some(c.spec.image.clone()),
         image_pull_policy: Some(c.spec.image_pull_policy.as_str().into()),
         args: Some(vec!["serve".into()]),
         env: Some(server_env(c)),
-        ports: Some(vec![ContainerPort {
-            name: Some(HTTP.into()),
-            container_port: SERVER_PORT,
-            ..Default::default()
-        }]),
+        ports: Some(vec![
+            container_port(HTTP, SERVER_PORT),
+            container_port(ADMIN, ADMIN_PORT),
+        ]),
+        volume_mounts: auth.as_ref().map(|(_, m)| vec![m.clone()]),
         readiness_probe: Some(http_probe("/ready", 5, 2)),
         liveness_probe: Some(http_probe("/health", 10, 3)),
         lifecycle: Some(Lifecycle {
@@ -144,14 +234,21 @@ pub fn deployment(c: &Checked) -> Deployment {
     Deployment {
         metadata: meta(c, names::server(&c.name), COMPONENT),
         spec: DeploymentSpec {
-            replicas: s.autoscaling.is_none().then_some(s.replicas),
+            replicas: (s.autoscaling.is_none() || c.single_node()).then(|| c.server_replicas()),
             selector: selector(c, COMPONENT),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(0)),
-                    max_surge: Some(IntOrString::String("25%".into())),
-                }),
+            strategy: Some(if c.single_node() {
+                DeploymentStrategy {
+                    type_: Some("Recreate".into()),
+                    rolling_update: None,
+                }
+            } else {
+                DeploymentStrategy {
+                    type_: Some("RollingUpdate".into()),
+                    rolling_update: Some(RollingUpdateDeployment {
+                        max_unavailable: Some(IntOrString::Int(0)),
+                        max_surge: Some(IntOrString::String("25%".into())),
+                    }),
+                }
             }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -160,6 +257,7 @@ pub fn deployment(c: &Checked) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    volumes: auth.map(|(v, _)| vec![v]),
                     security_context: Some(app_pod_security()),
                     termination_grace_period_seconds: Some(
                         PRE_STOP_SECONDS + s.shutdown_grace_seconds + 5,
@@ -179,7 +277,8 @@ pub fn deployment(c: &Checked) -> Deployment {
     }
 }
 
-/// The server Service: plain ClusterIP, no session affinity.
+/// The server Service: plain ClusterIP, no session affinity; the public port and the admin
+/// port (which a ServiceMonitor scrapes and the operator probes for `/ready`).
 pub fn service(c: &Checked) -> Service {
     Service {
         metadata: meta(c, names::server(&c.name), COMPONENT),
@@ -187,12 +286,10 @@ pub fn service(c: &Checked) -> Service {
             type_: Some("ClusterIP".into()),
             session_affinity: Some("None".into()),
             selector: Some(selector_labels(c, COMPONENT)),
-            ports: Some(vec![ServicePort {
-                name: Some(HTTP.into()),
-                port: SERVER_PORT,
-                target_port: Some(IntOrString::String(HTTP.into())),
-                ..Default::default()
-            }]),
+            ports: Some(vec![
+                service_port(HTTP, SERVER_PORT),
+                service_port(ADMIN, ADMIN_PORT),
+            ]),
             ..Default::default()
         }),
         ..Default::default()
@@ -203,6 +300,14 @@ pub fn service(c: &Checked) -> Service {
 pub fn endpoint(c: &Checked) -> String {
     format!(
         "http://{}:{SERVER_PORT}",
+        service_host(c, &names::server(&c.name))
+    )
+}
+
+/// URL of the server Service's admin port: where the operator asks `/ready`.
+pub fn admin_endpoint(c: &Checked) -> String {
+    format!(
+        "http://{}:{ADMIN_PORT}",
         service_host(c, &names::server(&c.name))
     )
 }
@@ -241,20 +346,23 @@ pub fn ingress(c: &Checked) -> Option<Ingress> {
             rules: Some(vec![IngressRule {
                 host: Some(i.host.clone()),
                 http: Some(HTTPIngressRuleValue {
-                    paths: vec![HTTPIngressPath {
-                        path: Some("/".into()),
-                        path_type: "Prefix".into(),
-                        backend: IngressBackend {
-                            service: Some(IngressServiceBackend {
-                                name: names::server(&c.name),
-                                port: Some(ServiceBackendPort {
-                                    name: Some(HTTP.into()),
-                                    ..Default::default()
+                    paths: INGRESS_PATHS
+                        .iter()
+                        .map(|(path, path_type)| HTTPIngressPath {
+                            path: Some((*path).into()),
+                            path_type: (*path_type).into(),
+                            backend: IngressBackend {
+                                service: Some(IngressServiceBackend {
+                                    name: names::server(&c.name),
+                                    port: Some(ServiceBackendPort {
+                                        name: Some(HTTP.into()),
+                                        ..Default::default()
+                                    }),
                                 }),
-                            }),
-                            ..Default::default()
-                        },
-                    }],
+                                ..Default::default()
+                            },
+                        })
+                        .collect(),
                 }),
             }]),
             ..Default::default()
@@ -277,7 +385,11 @@ pub fn pdb(c: &Checked) -> PodDisruptionBudget {
 }
 
 /// autoscaling/v2 HPA on CPU, plus WebSocket connections per pod when a target is given.
+/// None on the memory engine, which runs one pod at most.
 pub fn hpa(c: &Checked) -> Option<HorizontalPodAutoscaler> {
+    if c.single_node() {
+        return None;
+    }
     let a = c.spec.server.autoscaling.as_ref()?;
     let mut metrics = vec![MetricSpec {
         type_: "Resource".into(),
@@ -437,6 +549,200 @@ mod tests {
         };
         assert_eq!(val("PORT").as_deref(), Some("8080"));
         assert_eq!(val("SHUTDOWN_GRACE_SECONDS").as_deref(), Some("20"));
+    }
+
+    /// `(name, value)` of the plain env vars of the server container.
+    fn plain_env(c: &Checked) -> BTreeMap<String, String> {
+        container(&deployment(c))
+            .env
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| Some((e.name, e.value?)))
+            .collect()
+    }
+
+    #[test]
+    fn probes_and_metrics_use_the_admin_port_and_the_service_exposes_both() {
+        let c = checked(serde_json::json!({}));
+        let k = container(&deployment(&c));
+        let ports: Vec<_> = k
+            .ports
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name.unwrap(), p.container_port))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                (HTTP.to_string(), SERVER_PORT),
+                (ADMIN.to_string(), ADMIN_PORT)
+            ]
+        );
+        for probe in [k.readiness_probe.unwrap(), k.liveness_probe.unwrap()] {
+            assert_eq!(
+                probe.http_get.unwrap().port,
+                IntOrString::String(ADMIN.into())
+            );
+        }
+        assert_eq!(plain_env(&c)["ADMIN_PORT"], "9090");
+        let svc: Vec<_> = service(&c)
+            .spec
+            .unwrap()
+            .ports
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name.unwrap(), p.port, p.target_port.unwrap()))
+            .collect();
+        assert_eq!(
+            svc,
+            [
+                (HTTP.into(), SERVER_PORT, IntOrString::String(HTTP.into())),
+                (ADMIN.into(), ADMIN_PORT, IntOrString::String(ADMIN.into())),
+            ]
+        );
+        assert_eq!(admin_endpoint(&c), "http://demo-server.ns.svc:9090");
+    }
+
+    #[test]
+    fn auth_mounts_the_generated_or_the_named_secret_or_runs_open_explicitly() {
+        // default: the generated Secret, both keys as files, pointed at by the env
+        let c = checked(serde_json::json!({}));
+        let d = deployment(&c);
+        let pod = d.spec.template.spec.clone().unwrap();
+        let vol = &pod.volumes.as_ref().unwrap()[0];
+        let src = vol.secret.as_ref().unwrap();
+        assert_eq!(src.secret_name.as_deref(), Some("demo-auth"));
+        let items: Vec<_> = src
+            .items
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.key, i.path))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                ("api-keys".into(), "api-keys".into()),
+                ("token-secret".into(), "token-secret".into())
+            ]
+        );
+        let mount = &container(&d).volume_mounts.unwrap()[0];
+        assert_eq!(
+            (
+                mount.name.as_str(),
+                mount.mount_path.as_str(),
+                mount.read_only
+            ),
+            (vol.name.as_str(), AUTH_DIR, Some(true))
+        );
+        let e = plain_env(&c);
+        assert_eq!(e["API_KEYS_FILE"], "/etc/synckairos/auth/api-keys");
+        assert_eq!(e["TOKEN_SECRET_FILE"], "/etc/synckairos/auth/token-secret");
+        assert!(!e.contains_key("AUTH"));
+        // the group of the pod (not everyone) reads the files
+        assert_eq!(src.default_mode, Some(0o440));
+        assert_eq!(
+            pod.security_context.unwrap().fs_group,
+            Some(65532),
+            "the non-root server must be able to read its credentials"
+        );
+
+        // the user's Secret with other key names
+        let c = checked(
+            serde_json::json!({"server": {"auth": {"existingSecret": "mine",
+            "apiKeysKey": "keys", "tokenSecretKey": "jwt"}}}),
+        );
+        let d = deployment(&c);
+        let src = d.spec.template.spec.unwrap().volumes.unwrap()[0]
+            .secret
+            .clone()
+            .unwrap();
+        assert_eq!(src.secret_name.as_deref(), Some("mine"));
+        assert_eq!(plain_env(&c)["API_KEYS_FILE"], "/etc/synckairos/auth/keys");
+        assert_eq!(
+            plain_env(&c)["TOKEN_SECRET_FILE"],
+            "/etc/synckairos/auth/jwt"
+        );
+
+        // disabled: AUTH=off, nothing mounted (the server refuses to bind 0.0.0.0 without it)
+        let c = checked(
+            serde_json::json!({"server": {"auth": {"enabled": false, "existingSecret": "mine"}}}),
+        );
+        let d = deployment(&c);
+        assert_eq!(plain_env(&c)["AUTH"], "off");
+        assert!(!plain_env(&c).contains_key("API_KEYS_FILE"));
+        assert!(container(&d).volume_mounts.is_none());
+        assert!(d.spec.template.spec.unwrap().volumes.is_none());
+    }
+
+    #[test]
+    fn the_generated_auth_secret_holds_one_admin_key_and_the_token_secret() {
+        let c = checked(serde_json::json!({"server": {"auth": {"tokenSecretKey": "jwt"}}}));
+        let s = auth_secret_object(&c, "KEY", "TOKEN");
+        assert_eq!(s.metadata.name.as_deref(), Some("demo-auth"));
+        assert_eq!(s.metadata.owner_references.unwrap()[0].uid, c.owner.uid);
+        let d = s.string_data.unwrap();
+        assert_eq!(d["api-keys"], "admin=KEY\n");
+        assert_eq!(d["jwt"], "TOKEN");
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn the_ingress_routes_the_api_the_websocket_and_the_demo_only() {
+        let c = checked(serde_json::json!({"server": {"ingress": {"host": "k.example.com"}}}));
+        let spec = ingress(&c).unwrap().spec.unwrap();
+        let paths: Vec<_> = spec.rules.unwrap()[0]
+            .http
+            .clone()
+            .unwrap()
+            .paths
+            .into_iter()
+            .map(|p| {
+                let port = p.backend.service.unwrap().port.unwrap().name.unwrap();
+                assert_eq!(port, HTTP, "the admin port is never routed");
+                (p.path.unwrap(), p.path_type)
+            })
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("/v1".to_string(), "Prefix".to_string()),
+                ("/ws".into(), "Prefix".into()),
+                ("/demo".into(), "Prefix".into()),
+                ("/".into(), "Exact".into()),
+                ("/favicon.ico".into(), "Exact".into()),
+            ]
+        );
+        // what stays inside: no routed path is a prefix of these (Prefix matches by segment)
+        for private in ["/metrics", "/ready", "/health", "/openapi.json"] {
+            assert!(
+                !paths.iter().any(|(p, t)| p == private
+                    || (t == "Prefix" && private.starts_with(&format!("{p}/")))),
+                "{private} routed"
+            );
+        }
+    }
+
+    #[test]
+    fn the_memory_engine_runs_one_pod_recreated_without_an_hpa() {
+        let c = checked(serde_json::json!({"redis": {"mode": "memory"},
+            "server": {"replicas": 4, "autoscaling": {"minReplicas": 2, "maxReplicas": 6}}}));
+        let d = deployment(&c);
+        assert_eq!(d.spec.replicas, Some(1));
+        let strategy = d.spec.strategy.clone().unwrap();
+        assert_eq!(strategy.type_.as_deref(), Some("Recreate"));
+        assert!(strategy.rolling_update.is_none());
+        assert!(hpa(&c).is_none());
+        let e = plain_env(&c);
+        assert!(!e.contains_key("REDIS_URL") && !e.contains_key("REDIS_CLUSTER_NODES"));
+        // with Redis the same spec scales as written
+        let redis = checked(serde_json::json!({"server": {"replicas": 4}}));
+        assert_eq!(deployment(&redis).spec.replicas, Some(4));
+        assert_eq!(
+            deployment(&redis).spec.strategy.unwrap().type_.as_deref(),
+            Some("RollingUpdate")
+        );
     }
 
     #[test]

@@ -239,8 +239,10 @@ pub(super) async fn redis_cluster(
     c: &Checked,
     password: Option<String>,
 ) -> Result<Formation, Error> {
-    if c.spec.redis.mode == RedisMode::External {
-        return Ok(Formation::External);
+    match c.spec.redis.mode {
+        RedisMode::External => return Ok(Formation::External),
+        RedisMode::Memory => return Ok(Formation::Memory),
+        RedisMode::Managed => {}
     }
     let want = usize::try_from(c.redis_pods()).unwrap_or(0);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &c.namespace);

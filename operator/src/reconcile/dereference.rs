@@ -1,15 +1,17 @@
 //! Step 1, dereference: resolve what the spec points to before anything is built. Today
-//! that is the Secrets with the store passwords: the user's, or ours, generated here the
-//! first time (created once, never rotated behind a running cluster's back). The Redis
-//! password is what formation needs to talk to the pods.
+//! that is the Secrets with the store passwords and the server's credentials: the user's,
+//! or ours, generated here the first time (created once, never rotated behind a running
+//! cluster's back). The Redis password is what formation needs to talk to the pods.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::runtime::events::EventType;
-use rand::Rng;
+use rand::{Rng, RngCore};
 
 use super::{Context, Error, kube_err, publish};
-use crate::build::{self, postgres, redis};
+use crate::build::{self, postgres, redis, server};
 use crate::crd::{PostgresMode, RedisMode, SyncKairosCluster};
 use crate::validate::Checked;
 
@@ -38,6 +40,9 @@ pub(super) async fn secrets(
             .then(|| redis::password_secret(c, &random_password()));
         refs.redis_password = ensure_secret(ctx, skc, c, &name, "password", generate).await?;
     }
+    if c.spec.redis.mode == RedisMode::External {
+        external_redis(ctx, c).await?;
+    }
     if c.spec.postgres.mode == PostgresMode::Managed {
         let name = build::postgres_credentials_secret(c);
         let generate = c
@@ -48,7 +53,55 @@ pub(super) async fn secrets(
             .then(|| postgres::credentials_secret(c, &random_password()));
         ensure_secret(ctx, skc, c, &name, "password", generate).await?;
     }
+    if let Some(name) = build::auth_secret(c) {
+        let a = &c.spec.server.auth;
+        let generate = a
+            .existing_secret
+            .is_none()
+            .then(|| server::auth_secret_object(c, &random_token(), &random_token()));
+        if ensure_secret(ctx, skc, c, &name, &a.api_keys_key, generate)
+            .await?
+            .is_some()
+        {
+            // the pod mounts both keys: name a missing one now rather than at pod start
+            ensure_secret(ctx, skc, c, &name, &a.token_secret_key, None).await?;
+        }
+    }
     Ok(refs)
+}
+
+/// The keys of an external Redis Secret that give the server an address.
+const REDIS_ADDRESS_KEYS: [&str; 2] = ["REDIS_URL", "REDIS_CLUSTER_NODES"];
+
+/// The external Redis Secret must give an address: the server reads both keys as optional,
+/// and without either it would start on its single-node memory engine — every pod with
+/// sessions of its own. Nothing is applied until the Secret says where Redis is.
+async fn external_redis(ctx: &Context, c: &Checked) -> Result<(), Error> {
+    let name = c.spec.redis.external_secret.clone().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    let secret = api
+        .get_opt(&name)
+        .await
+        .map_err(kube_err("get", "Secret", &name))?;
+    let has_address = |s: &Secret| {
+        REDIS_ADDRESS_KEYS
+            .iter()
+            .any(|k| secret_value(s, k).is_some_and(|v| !v.trim().is_empty()))
+    };
+    match &secret {
+        Some(s) if has_address(s) => Ok(()),
+        _ => Err(Error::NoRedisAddress {
+            secret: name,
+            exists: secret.is_some(),
+        }),
+    }
+}
+
+/// 32 random bytes, base64url without padding (43 characters): an API key or token secret.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn random_password() -> String {
@@ -66,7 +119,7 @@ async fn ensure_secret(
     skc: &SyncKairosCluster,
     c: &Checked,
     name: &str,
-    key: &'static str,
+    key: &str,
     generate: Option<Secret>,
 ) -> Result<Option<String>, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &c.namespace);
@@ -95,7 +148,7 @@ async fn ensure_secret(
     };
     secret_value(&secret, key)
         .map(Some)
-        .ok_or_else(|| Error::SecretKey(name.to_string(), key))
+        .ok_or_else(|| Error::SecretKey(name.to_string(), key.to_string()))
 }
 
 /// A key of a Secret, from `data` or (as a create returns it on some servers) `stringData`.
@@ -131,6 +184,18 @@ mod tests {
         )]));
         assert_eq!(secret_value(&s, "password").as_deref(), Some("decoded"));
         assert_eq!(secret_value(&s, "username"), None);
+    }
+
+    #[test]
+    fn generated_tokens_are_32_random_bytes_in_base64url() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 43);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(a, b);
     }
 
     #[test]

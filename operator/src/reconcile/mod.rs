@@ -41,6 +41,7 @@ pub use self::probes::{LiveProbes, Probes, http_ok};
 use crate::build::{self, FIELD_MANAGER};
 use crate::crd::SyncKairosCluster;
 use crate::metrics::Metrics;
+use crate::status::Part;
 use crate::validate::{Checked, validate};
 use crate::verdict;
 
@@ -48,8 +49,8 @@ use crate::verdict;
 /// backoff (invalid specs are not errors: they wait for a spec change instead).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A Kubernetes API call failed.
-    #[error("{verb} {kind} {name}: {source}")]
+    /// A Kubernetes API call failed; displayed as one sentence ([`crate::explain`]).
+    #[error("{}", crate::explain::api_failure(.verb, .kind, .name, .source))]
     Kube {
         /// What we tried.
         verb: &'static str,
@@ -62,8 +63,16 @@ pub enum Error {
         source: kube::Error,
     },
     /// A Secret we depend on lacks a key.
-    #[error("secret {0} has no key {1}")]
-    SecretKey(String, &'static str),
+    #[error("{}", crate::explain::missing_key(.0, .1))]
+    SecretKey(String, String),
+    /// The external Redis Secret is missing or names no Redis.
+    #[error("{}", crate::explain::no_redis_address(.secret, *.exists))]
+    NoRedisAddress {
+        /// `redis.externalSecret`.
+        secret: String,
+        /// Whether the Secret exists (it then lacks both address keys).
+        exists: bool,
+    },
 }
 
 impl Error {
@@ -71,7 +80,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::Kube { .. } => "api",
-            Error::SecretKey(..) => "secret",
+            Error::SecretKey(..) | Error::NoRedisAddress { .. } => "secret",
         }
     }
 }
@@ -90,6 +99,9 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Requeue interval while something is still converging.
     pub poll: Duration,
+    /// The startup verdict on the API server's version, written as a condition on every
+    /// cluster ([`crate::apiserver::check`]; `None` when it could not be read).
+    pub api_server: Option<Part>,
 }
 
 impl Context {
@@ -114,6 +126,7 @@ impl Context {
             recorder,
             failures: Mutex::new(HashMap::new()),
             poll: Duration::from_secs(10),
+            api_server: None,
         }
     }
 
@@ -220,8 +233,11 @@ async fn reconcile_inner(skc: &SyncKairosCluster, ctx: &Context) -> Result<Actio
     // the stores go only once no server pod may use them
     let settled = verdict::server_settled(&observed.migrations, applied.deployment.as_ref());
     apply::prune(ctx, skc, &c, &desired, settled).await?;
-    observed.answers_ready =
-        observed.server.ok && ctx.probes.server_ready(&build::server::endpoint(&c)).await;
+    observed.answers_ready = observed.server.ok
+        && ctx
+            .probes
+            .server_ready(&build::server::admin_endpoint(&c))
+            .await;
     let requeue = verdict::requeue(&observed, ctx.poll);
     status::write(ctx, skc, observed).await?;
     ctx.metrics.reconciles.with_label_values(&["ok"]).inc();

@@ -18,8 +18,9 @@ use crate::validate::InvalidSpec;
 pub(super) async fn write(
     ctx: &Context,
     skc: &SyncKairosCluster,
-    o: Observed,
+    mut o: Observed,
 ) -> Result<(), Error> {
+    o.api_server = ctx.api_server.clone();
     let now = Time(Timestamp::now());
     let prev = skc.status.as_ref();
     let new = status::compute(prev, &o, &now);

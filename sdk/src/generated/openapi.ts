@@ -283,11 +283,28 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The audit trail's `actor` object. */
+        Actor: {
+            /** @description What kind of credential it was. */
+            kind: components["schemas"]["ActorKind"];
+            /** @description The API key's name (never its secret). */
+            name?: string | null;
+            /** @description The token's role (`viewer` | `participant` | `controller`). */
+            role?: string | null;
+            /** @description The token's subject (participant id), when it has one. */
+            sub?: string | null;
+        };
+        /**
+         * @description The kind of credential behind a change (API.md, "Authentication").
+         * @enum {string}
+         */
+        ActorKind: "api_key" | "token" | "server" | "anonymous";
         /**
          * @description One row of a session's history as `GET /v1/sessions/{id}/events` returns it
          *     (`AuditEvent` in the contract and the OpenAPI document).
          */
         AuditEvent: {
+            actor?: components["schemas"]["Actor"] | null;
             /**
              * Format: int64
              * @description Commit time, epoch milliseconds.

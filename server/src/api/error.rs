@@ -34,6 +34,8 @@ pub enum ApiError {
     InvalidTransition(String),
     /// 409 CONFLICT.
     Conflict(String),
+    /// 403 NOT_YOUR_TURN: a participant's device pressed another's clock.
+    NotYourTurn(String),
     /// 413 PAYLOAD_TOO_LARGE.
     TooLarge,
     /// 415 UNSUPPORTED_MEDIA_TYPE.
@@ -106,6 +108,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Exists => ApiError::Exists,
             ServiceError::Domain(DomainError::Invalid(f)) => ApiError::Validation(f),
             ServiceError::Domain(DomainError::Conflict(m)) => ApiError::Conflict(m),
+            ServiceError::Domain(d @ DomainError::NotYourTurn(_)) => {
+                ApiError::NotYourTurn(d.to_string())
+            }
             ServiceError::Domain(d @ DomainError::InvalidTransition { .. }) => {
                 ApiError::InvalidTransition(d.to_string())
             }
@@ -188,6 +193,7 @@ impl IntoResponse for ApiError {
                 None,
             ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m.clone(), None),
+            ApiError::NotYourTurn(m) => (StatusCode::FORBIDDEN, "NOT_YOUR_TURN", m.clone(), None),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",

@@ -117,6 +117,8 @@ pub struct AppInner {
         crate::auth::token::Role,
         crate::audit::HistoryPage,
         crate::audit::HistoryEvent,
+        crate::domain::Actor,
+        crate::domain::ActorKind,
         error::ErrorBody,
         error::ErrorDetail,
         system::TimeBody,

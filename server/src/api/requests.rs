@@ -445,6 +445,7 @@ impl From<SwitchBody> for SwitchArgs {
             next_participant_id: b.next_participant_id.map(|p| p.0),
             expected_version: b.expected_version.map(|v| v.0),
             current_participant_id: b.current_participant_id.map(|p| p.0),
+            turn_of: None,
         }
     }
 }

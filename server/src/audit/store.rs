@@ -3,6 +3,7 @@
 //! and the cursor-paginated history read.
 
 use super::{AuditConfig, AuditError};
+use crate::domain::Actor;
 use crate::engine::AuditEvent;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -49,6 +50,8 @@ pub struct HistoryEvent {
     /// The state after the change (null for deletions).
     #[schema(value_type = Option<Object>)]
     pub state: serde_json::Value,
+    /// Who made the change; null for events recorded before actors were.
+    pub actor: Option<Actor>,
 }
 
 /// One page of history; pass `next_cursor` back to get the next one
@@ -71,11 +74,11 @@ pub struct AuditStore {
 
 const INSERT_EVENTS: &str = "\
 INSERT INTO sync_events (session_id, version, event_type, participant_id, group_id,
-                         time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot)
-SELECT s, v, t, p, g, r, e, ts, st::jsonb
+                         time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot, actor)
+SELECT s, v, t, p, g, r, e, ts, st::jsonb, a::jsonb
 FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[],
-            $6::int8[], $7::int8[], $8::timestamptz[], $9::text[])
-     AS u(s, v, t, p, g, r, e, ts, st)
+            $6::int8[], $7::int8[], $8::timestamptz[], $9::text[], $10::text[])
+     AS u(s, v, t, p, g, r, e, ts, st, a)
 ON CONFLICT DO NOTHING";
 
 // One row per session: the latest state seen wins (ordered by version, so
@@ -124,7 +127,7 @@ ON CONFLICT (session_id) DO UPDATE SET
 
 const HISTORY: &str = "\
 SELECT id, session_id, version, event_type, participant_id, group_id,
-       time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot
+       time_remaining_ms, time_elapsed_ms, timestamp, state_snapshot, actor
 FROM sync_events
 WHERE session_id = $1
   AND ((version = 0), version, timestamp) > ($2::bool, $3::int8, $4::timestamptz)
@@ -273,6 +276,7 @@ impl AuditStore {
         let mut ela = Vec::with_capacity(n);
         let mut at = Vec::with_capacity(n);
         let mut st: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut act: Vec<Option<String>> = Vec::with_capacity(n);
         // Latest state per session (by version) and latest deletion.
         let mut latest: BTreeMap<Uuid, &AuditEvent> = BTreeMap::new();
         let mut deleted: BTreeMap<Uuid, i64> = BTreeMap::new();
@@ -290,6 +294,7 @@ impl AuditStore {
             ela.push(Some(ev.time_elapsed_ms));
             at.push(ts(ev.at_ms));
             st.push((!ev.state.is_null()).then(|| ev.state.to_string()));
+            act.push(serde_json::to_string(&ev.actor).ok());
             if ev.version == 0 {
                 let e = deleted.entry(ev.session_id).or_insert(ev.at_ms);
                 *e = (*e).max(ev.at_ms);
@@ -313,6 +318,7 @@ impl AuditStore {
             .bind(&ela)
             .bind(&at)
             .bind(&st)
+            .bind(&act)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -388,6 +394,7 @@ impl AuditStore {
             let version: i64 = row.try_get("version")?;
             let at: DateTime<Utc> = row.try_get("timestamp")?;
             let state: Option<serde_json::Value> = row.try_get("state_snapshot")?;
+            let actor: Option<serde_json::Value> = row.try_get("actor")?;
             last_key = Some((version == 0, version, at));
             data.push(HistoryEvent {
                 id: row.try_get("id")?,
@@ -401,6 +408,7 @@ impl AuditStore {
                 at_ms: at.timestamp_millis(),
                 timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
                 state: state.unwrap_or(serde_json::Value::Null),
+                actor: actor.and_then(|a| serde_json::from_value(a).ok()),
             });
         }
         let next_cursor = if rows.len() > limit as usize {
@@ -480,6 +488,7 @@ mod tests {
                 {"participant_id": "a", "group_id": "red"},
                 {"participant_id": "b", "group_id": "blue"}
             ]}),
+            actor: crate::domain::Actor::anonymous(),
         };
         assert_eq!(group_of(&ev).as_deref(), Some("blue"));
     }

@@ -5,6 +5,7 @@
 //! epoch milliseconds) as an argument, so the rules can be property-tested
 //! with scripted time and are shared unchanged by every engine.
 
+mod actor;
 mod model;
 #[cfg(test)]
 mod proptests;
@@ -13,10 +14,13 @@ pub mod spec;
 pub mod time;
 mod transition;
 
+pub use actor::{Actor, ActorKind};
 pub use model::{
     EventKind, GroupBank, Millis, Participant, Session, Status, SyncMode, TimeoutAction,
     TimeoutKind,
 };
 pub use render::{RenderedParticipant, SyncState};
 pub use spec::{CreateParticipant, CreateSpec, FieldError, ParticipantDraft, SessionDraft};
-pub use transition::{Command, DomainError, SwitchArgs, Transition, apply, due_timeout};
+pub use transition::{
+    Command, DomainError, SwitchArgs, Transition, apply, due_timeout, holds_turn,
+};

@@ -197,6 +197,58 @@ proptest! {
         prop_assert_eq!(e.message, format!("must be between {lo} and {hi}"));
     }
 
+    /// A participant's device (switch with `turn_of`) can only end its own
+    /// turn (per_group: its group's): whatever state random commands led
+    /// to, every switch it commits ended the turn of that participant (or
+    /// its group), and every other is refused as NOT_YOUR_TURN, never as
+    /// something a client could retry into an off-turn switch.
+    #[test]
+    fn only_the_running_clock_owner_switches(
+        draft in session_draft(), ops in prop::collection::vec((0i64..2500, op()), 0..30), at in 0i64..2500,
+    ) {
+        let mut s = CreateSpec::validate(draft).unwrap().into_session(0);
+        let mut now: Millis = 0;
+        for (dt, op) in ops {
+            now += dt;
+            while due_timeout(&s, now) {
+                s = apply(&s, &Command::Timeout { expected_version: s.version }, now).unwrap().next;
+            }
+            let cmd = match op {
+                Op::Start => Command::Start,
+                Op::Switch(_) => sw(),
+                Op::Pause => Command::Pause,
+                Op::Resume => Command::Resume,
+                Op::Complete => Command::Complete,
+                Op::Cancel => Command::Cancel,
+            };
+            if let Ok(t) = apply(&s, &cmd, now) { s = t.next; }
+        }
+        let now = now + at;
+        let group_of = |id: &str| s.participants.iter().find(|p| p.participant_id == id).and_then(|p| p.group_id.clone());
+        for p in s.participants.iter().map(|p| p.participant_id.clone()).chain(["stranger".to_owned()]) {
+            let cmd = Command::Switch(SwitchArgs { turn_of: Some(p.clone()), ..SwitchArgs::default() });
+            let active = s.active_participant().map(|a| a.participant_id.clone());
+            let owns = match (&active, s.sync_mode) {
+                (Some(a), SyncMode::PerGroup) => group_of(a).is_some() && group_of(a) == group_of(&p),
+                (Some(a), _) => *a == p,
+                (None, _) => false,
+            };
+            match apply(&s, &cmd, now) {
+                Err(DomainError::NotYourTurn(who)) => {
+                    prop_assert_eq!(s.status, Status::Running);
+                    prop_assert!(!owns, "{} owns the running clock yet was refused", p);
+                    prop_assert_eq!(who, p);
+                }
+                Ok(t) if !t.preempted => {
+                    prop_assert!(owns, "{} switched while {:?} held the turn", p, active);
+                    prop_assert_eq!(t.participant_id, active);
+                }
+                Ok(_) => prop_assert!(owns, "a due timeout is fired only for the clock's owner's press"),
+                Err(e) => prop_assert!(s.status != Status::Running, "unexpected {e:?} while running"),
+            }
+        }
+    }
+
     #[test]
     fn stored_form_round_trips(draft in session_draft()) {
         let s = CreateSpec::validate(draft).unwrap().into_session(5);

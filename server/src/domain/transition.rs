@@ -14,6 +14,11 @@ pub struct SwitchArgs {
     pub expected_version: Option<u64>,
     /// Refuse unless this participant is the active one (ext).
     pub current_participant_id: Option<String>,
+    /// Set for a participant's own device (its token's `sub`): refuse with
+    /// [`DomainError::NotYourTurn`] unless that participant's clock runs
+    /// (per_group: its group's). Checked against the very state the switch
+    /// is computed from, so the version-checked commit makes it atomic.
+    pub turn_of: Option<String>,
 }
 
 /// A request to change a session.
@@ -69,6 +74,8 @@ pub enum DomainError {
     Invalid(FieldError),
     /// A timeout was requested but its clock has not run out (or moved on).
     NotDue,
+    /// A participant tried to switch while another's clock runs.
+    NotYourTurn(String),
 }
 
 impl std::fmt::Display for DomainError {
@@ -80,6 +87,12 @@ impl std::fmt::Display for DomainError {
             DomainError::Conflict(m) => write!(f, "{m}"),
             DomainError::Invalid(e) => write!(f, "{}: {}", e.field, e.message),
             DomainError::NotDue => write!(f, "no timeout is due"),
+            DomainError::NotYourTurn(who) => {
+                write!(
+                    f,
+                    "it is not {who}'s turn: only the running clock's owner may switch"
+                )
+            }
         }
     }
 }
@@ -121,6 +134,12 @@ pub fn apply(s: &Session, cmd: &Command, now: Millis) -> Result<Transition, Doma
             fire_timeout(s, now)
         }
         Command::Switch(args) => {
+            if let Some(who) = &args.turn_of
+                && s.status == Status::Running
+                && !holds_turn(s, who)
+            {
+                return Err(DomainError::NotYourTurn(who.clone()));
+            }
             if let Some(v) = args.expected_version
                 && v != s.version
             {
@@ -198,6 +217,21 @@ pub fn apply(s: &Session, cmd: &Command, now: Millis) -> Result<Transition, Doma
             Ok(t)
         }
     }
+}
+
+/// Whether `participant_id`'s clock is the one running: it is the active
+/// participant, or (per_group) a member of the active group.
+pub fn holds_turn(s: &Session, participant_id: &str) -> bool {
+    let Some(active) = s.active.map(|a| a as usize) else {
+        return false;
+    };
+    let Some(pos) = s.position_of(participant_id) else {
+        return false;
+    };
+    pos == active
+        || (s.sync_mode == SyncMode::PerGroup
+            && s.participants[pos].group_id.is_some()
+            && s.participants[pos].group_id == s.participants[active].group_id)
 }
 
 fn preempt(s: &Session, now: Millis) -> Result<Transition, DomainError> {

@@ -249,6 +249,7 @@ mod tests {
                 time_elapsed_ms: 0,
                 at_ms: now_ms(),
                 state: serde_json::Value::Null,
+                actor: crate::domain::Actor::anonymous(),
             };
             let c = Commit {
                 session: &s,

@@ -14,7 +14,7 @@ pub mod memory;
 pub mod outbox;
 pub mod redis;
 
-use crate::domain::{EventKind, Millis, Session};
+use crate::domain::{Actor, EventKind, Millis, Session};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,10 @@ pub struct AuditEvent {
     pub at_ms: Millis,
     /// The rendered state after the change (null for deletions).
     pub state: serde_json::Value,
+    /// Who made the change (entries written before access control existed
+    /// read as anonymous).
+    #[serde(default)]
+    pub actor: Actor,
 }
 
 /// Everything one atomic commit writes.

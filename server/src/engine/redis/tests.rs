@@ -249,6 +249,7 @@ async fn ttl_follows_expire_at_and_outbox_gets_audit_rows() {
         time_elapsed_ms: 0,
         at_ms: now,
         state: serde_json::json!({"x": 1}),
+        actor: crate::domain::Actor::api_key("backend"),
     };
     engine
         .create(Commit {
