@@ -106,7 +106,7 @@ pub async fn create(
     caller.authorize(Operation::Admin, None)?;
     let body = body.ok_or_else(|| ApiError::field("body", "a JSON object is required"))?;
     let spec = body.into_spec()?;
-    let state = app.service.create(spec).await?;
+    let state = app.service.create_by(spec, &caller.0.actor()).await?;
     Ok(data(StatusCode::CREATED, state))
 }
 
@@ -134,7 +134,7 @@ async fn simple(
     cmd: Command,
 ) -> Result<Response, ApiError> {
     caller.authorize(Operation::Control, Some(id))?;
-    let out = app.service.command(id, cmd).await?;
+    let out = app.service.command_by(id, cmd, &caller.0.actor()).await?;
     Ok(data(StatusCode::OK, out.state))
 }
 
@@ -235,10 +235,17 @@ pub async fn switch(
     SessionId(id): SessionId,
     JsonBody(body): JsonBody<SwitchBody>,
 ) -> Result<Response, ApiError> {
-    let args = SwitchArgs::from(body.unwrap_or_default());
+    let mut args = SwitchArgs::from(body.unwrap_or_default());
     let jump = args.next_participant_id.is_some();
-    let _grant = caller.authorize(Operation::Switch { jump }, Some(id))?;
-    let out = app.service.command(id, Command::Switch(args)).await?;
+    // A participant's switch is bound to its own turn; the domain checks it
+    // against the state the switch is computed from.
+    args.turn_of = caller
+        .authorize(Operation::Switch { jump }, Some(id))?
+        .turn_of;
+    let out = app
+        .service
+        .command_by(id, Command::Switch(args), &caller.0.actor())
+        .await?;
     let s = out.state;
     Ok(data(
         StatusCode::OK,
@@ -268,7 +275,7 @@ pub async fn delete(
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
     caller.authorize(Operation::Admin, Some(id))?;
-    app.service.delete(id).await?;
+    app.service.delete_by(id, &caller.0.actor()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -47,6 +47,16 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The actor the audit trail records for this principal.
+    pub fn actor(&self) -> crate::domain::Actor {
+        use crate::domain::Actor;
+        match self {
+            Principal::Anonymous => Actor::anonymous(),
+            Principal::ApiKey(name) => Actor::api_key(name.to_string()),
+            Principal::Token(t) => Actor::token(t.role.as_str(), t.sub.clone()),
+        }
+    }
+
     /// When the credential stops being valid (Unix seconds), if ever.
     pub fn expires_at(&self) -> Option<u64> {
         match self {

@@ -10,11 +10,11 @@ use synckairos_tests::auth::{self, API_KEY, API_KEYS, OTHER_SECRET, TOKEN_SECRET
 use synckairos_tests::*;
 
 synckairos_tests::backend_suite! {
-    #[ignore = "needs the domain turn check (SwitchArgs.turn_of) from main"] every_endpoint_answers_every_credential_as_the_table_says,
+    every_endpoint_answers_every_credential_as_the_table_says,
     websocket_checks_the_credential_before_the_upgrade,
     websocket_closes_when_its_token_expires,
-    #[ignore = "needs the domain turn check (SwitchArgs.turn_of) from main"] a_participant_pressing_as_the_turn_passes_never_switches_the_other_clock,
-    #[ignore = "needs the domain turn check (SwitchArgs.turn_of) from main"] tokens_endpoint_mints_working_tokens_and_names_bad_fields,
+    a_participant_pressing_as_the_turn_passes_never_switches_the_other_clock,
+    tokens_endpoint_mints_working_tokens_and_names_bad_fields,
     admin_port_serves_metrics_and_ready_apart_from_the_api,
     an_open_server_refuses_a_public_address,
     no_secret_in_help_check_config_responses_or_logs,
