@@ -14,7 +14,8 @@
 # BENCH_TIMEOUT_SESSIONS (1000), BENCH_IDLE_WS (10000),
 # BENCH_THREADS (load generator threads, default: all CPUs),
 # BENCH_ATTACK_SWITCH_RATE (2000, the legitimate client of switch-attacked),
-# BENCH_SCENARIOS ("idle-ws switch switch-rate get fanout timeouts limits switch-attacked"), BENCH_SKIP_BUILD=1,
+# BENCH_SCENARIOS ("idle-ws switch switch-auth switch-rate get fanout timeouts limits switch-attacked",
+# plus "audit" with BENCH_DATABASE_URL), BENCH_SKIP_BUILD=1,
 # BENCH_SERVER_BIN / BENCH_BIN (binaries to use), BENCH_REDIS_URL,
 # BENCH_TARGET_DIR (default: $CARGO_TARGET_DIR or ./target).
 # Every JSON summary line is also appended to $BENCH_TARGET_DIR/bench/summary-<engine>.jsonl.
@@ -34,9 +35,14 @@ TIMEOUT_SESSIONS=${BENCH_TIMEOUT_SESSIONS:-1000}
 IDLE_WS=${BENCH_IDLE_WS:-10000}
 SWITCH_RATE=${BENCH_SWITCH_RATE:-30000}
 ATTACK_SWITCH_RATE=${BENCH_ATTACK_SWITCH_RATE:-2000}
-DEFAULT_SCENARIOS="idle-ws switch switch-rate get fanout timeouts limits switch-attacked"
+DEFAULT_SCENARIOS="idle-ws switch switch-auth switch-rate get fanout timeouts limits switch-attacked"
 [[ -n ${BENCH_DATABASE_URL:-} ]] && DEFAULT_SCENARIOS+=" audit"
 SCENARIOS=${BENCH_SCENARIOS:-$DEFAULT_SCENARIOS}
+# switch-auth: the switch run again against an instance with auth on (API key
+# for setup, an HS256 controller token per session on every switch), then
+# the cost of auth against the last auth-off switch run of this invocation.
+AUTH_API_KEY=bench-api-key-0123456789
+AUTH_ENV=(API_KEYS="bench=$AUTH_API_KEY" TOKEN_SECRET=bench-token-secret-0123456789abcdef)
 ENGINE=memory
 [[ -n ${BENCH_REDIS_URL:-} ]] && ENGINE=redis
 
@@ -79,23 +85,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_server NAME [DATABASE_URL] [FLAGS...]: starts an instance (with the
-# audit trail when a postgres:// URL is given); sets URL and SERVER_PID.
+# start_server NAME [DATABASE_URL] [VAR=VALUE...] [FLAGS...]: starts an
+# instance (with the audit trail when a postgres:// URL is given, and those
+# extra environment variables); sets URL and SERVER_PID.
 # Every load here comes from one address, so the per-address limit is raised
 # out of the way (the limiter still runs); `limits` measures it on vs off.
 start_server() {
   local name=$1 db= out=$WORK/$1.stdout err=$WORK/$1.stderr line
   shift
   if [[ ${1:-} == postgres* ]]; then db=$1; shift; fi
-  local flags=(--max-ws-connections 50000)
+  local envs=() flags=(--max-ws-connections 50000)
+  while (($#)) && [[ $1 != --* && $1 == *=* ]]; do envs+=("$1"); shift; done
   if (($#)); then flags+=("$@"); else flags+=(--rate-limit-per-address 10000000); fi
   if [[ -n $db ]]; then
-    env ${BENCH_REDIS_URL:+REDIS_URL=$BENCH_REDIS_URL} DATABASE_URL="$db" RUST_LOG=${RUST_LOG:-warn} \
+    env ${BENCH_REDIS_URL:+REDIS_URL=$BENCH_REDIS_URL} DATABASE_URL="$db" RUST_LOG=${RUST_LOG:-warn} "${envs[@]}" \
       "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
   elif [[ -n ${BENCH_REDIS_URL:-} ]]; then
-    env -u DATABASE_URL REDIS_URL=$BENCH_REDIS_URL RUST_LOG=${RUST_LOG:-warn} "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
+    env -u DATABASE_URL REDIS_URL=$BENCH_REDIS_URL RUST_LOG=${RUST_LOG:-warn} "${envs[@]}" "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
   else
-    env -u REDIS_URL -u REDIS_CLUSTER_NODES -u DATABASE_URL RUST_LOG=${RUST_LOG:-warn} \
+    env -u REDIS_URL -u REDIS_CLUSTER_NODES -u DATABASE_URL -u API_KEYS -u TOKEN_SECRET RUST_LOG=${RUST_LOG:-warn} "${envs[@]}" \
       "$SERVER" serve --port 0 --bind 127.0.0.1 "${flags[@]}" >"$out" 2>"$err" &
   fi
   SERVER_PID=$!
@@ -177,8 +185,9 @@ switch_attacked() {
 FAILED=()
 scenario() {
   echo
-  echo "\$ synckairos-bench --url $URL --server-pid $PID_A ${THREADS_ARG[*]} $*"
-  if "$BENCH" --url "$URL" --server-pid "$PID_A" "${THREADS_ARG[@]}" "$@" | tee "$WORK/last.out"; then
+  local pid=${SCENARIO_PID:-$PID_A}
+  echo "\$ synckairos-bench --url $URL --server-pid $pid ${THREADS_ARG[*]} $*"
+  if "$BENCH" --url "$URL" --server-pid "$pid" "${THREADS_ARG[@]}" "$@" | tee "$WORK/last.out"; then
     grep '^{"scenario"' "$WORK/last.out" >>"$SUMMARY" || true
   else
     echo "bench: scenario '$1' FAILED" >&2
@@ -256,6 +265,34 @@ audit_scenario() {
   URL_A=$URL
 }
 
+# The auth-off switch run's numbers, for switch-auth to compare against.
+OPEN_SWITCH=""
+# auth_cost: prints auth on vs off (throughput and server CPU per switch) from
+# the last auth-off switch line and the switch-auth run just made.
+auth_cost() {
+  local on
+  on=$(grep -o '^{"scenario":"switch".*' "$WORK/last.out" || true)
+  if [[ -z $OPEN_SWITCH || -z $on ]]; then
+    echo "bench: switch-auth needs a 'switch' run before it in BENCH_SCENARIOS to compare against" >&2
+    return 0
+  fi
+  local field
+  field() { grep -o "\"$1\":[0-9.]*" <<<"$2" | head -1 | cut -d: -f2; }
+  local rps_off rps_on cpu_off cpu_on
+  rps_off=$(field rps "$OPEN_SWITCH")
+  rps_on=$(field rps "$on")
+  cpu_off=$(field server_cpu_us_per_req "$OPEN_SWITCH")
+  cpu_on=$(field server_cpu_us_per_req "$on")
+  [[ -n $rps_off && -n $rps_on ]] || return 0
+  awk -v a="$rps_off" -v b="$rps_on" -v c="${cpu_off:-0}" -v d="${cpu_on:-0}" 'BEGIN {
+    printf "auth off: %.0f switches/s, %.1f us server CPU/switch\n", a, c
+    printf "auth on (HS256 controller token): %.0f switches/s, %.1f us server CPU/switch\n", b, d
+    printf "auth cost: %.1f%% throughput (target <= 10%%), %+.1f us CPU/switch (target <= 20)\n", (a - b) / a * 100, d - c
+  }'
+  printf '{"scenario":"auth-cost","rps_off":%s,"rps_on":%s,"cpu_us_off":%s,"cpu_us_on":%s}\n' \
+    "$rps_off" "$rps_on" "${cpu_off:-null}" "${cpu_on:-null}" >>"$SUMMARY"
+}
+
 echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') cpus $(nproc) load $(cut -d' ' -f1-3 /proc/loadavg)"
 start_server a
 URL_A=$URL
@@ -265,7 +302,19 @@ for s in $SCENARIOS; do
   idle-ws) scenario idle-ws --connections "$IDLE_WS" --sessions 100 ;;
   switch)
     scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION"
+    OPEN_SWITCH=$(grep -o '^{"scenario":"switch".*' "$WORK/last.out" || true)
     evalsha_ratio
+    ;;
+  switch-auth)
+    if [[ -z ${URL_AUTH:-} ]]; then
+      start_server auth "${AUTH_ENV[@]}"
+      URL_AUTH=$URL
+      PID_AUTH=$SERVER_PID
+    fi
+    URL=$URL_AUTH
+    SCENARIO_PID=$PID_AUTH scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" \
+      --duration "$DURATION" --api-key "$AUTH_API_KEY" --session-tokens
+    auth_cost
     ;;
   # Latency at the target load (issue 2: >= 30,000 switches/s) rather than at saturation.
   switch-rate) scenario switch --sessions "$SESSIONS" --concurrency "$CONCURRENCY" --duration "$DURATION" --rate "$SWITCH_RATE" ;;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use http::header::HeaderValue;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -83,6 +84,7 @@ pub async fn create_sessions(target: &Arc<Target>, banks_ms: Vec<u64>) -> Result
         method: Method::POST,
         path: "/v1/sessions".into(),
         body: Some(create_body(spec_ids[i], banks[i])),
+        authorization: None,
     })
     .await?;
     for (status, body) in &resps {
@@ -99,6 +101,7 @@ pub async fn start_sessions(target: &Arc<Target>, ids: &[Uuid]) -> Result<Vec<St
         method: Method::POST,
         path: format!("/v1/sessions/{}/start", spec_ids[i]),
         body: Some(Bytes::from_static(b"{}")),
+        authorization: None,
     })
     .await?;
     resps
@@ -110,6 +113,39 @@ pub async fn start_sessions(target: &Arc<Target>, ids: &[Uuid]) -> Result<Vec<St
         .collect()
 }
 
+/// Mints a controller session token per session (`POST
+/// /v1/sessions/{id}/tokens`, needs --api-key) and returns each as its
+/// `Authorization` header value.
+pub async fn mint_controller_tokens(
+    target: &Arc<Target>,
+    ids: &[Uuid],
+) -> Result<Vec<HeaderValue>> {
+    let ids: Arc<Vec<Uuid>> = Arc::new(ids.to_vec());
+    let resps = batch(target, ids.len(), SETUP_CONCURRENCY, move |i| ReqSpec {
+        method: Method::POST,
+        path: format!("/v1/sessions/{}/tokens", ids[i]),
+        body: Some(Bytes::from_static(br#"{"role":"controller"}"#)),
+        authorization: None,
+    })
+    .await?;
+    #[derive(Deserialize)]
+    struct Minted {
+        data: Token,
+    }
+    #[derive(Deserialize)]
+    struct Token {
+        token: String,
+    }
+    resps
+        .iter()
+        .map(|(status, body)| {
+            expect_status("mint token", *status, body, StatusCode::CREATED)?;
+            let m: Minted = serde_json::from_slice(body).context("mint token: unexpected body")?;
+            HeaderValue::from_str(&format!("Bearer {}", m.data.token)).context("token header")
+        })
+        .collect()
+}
+
 /// Deletes the sessions a scenario created, so runs against one server do not pile up.
 pub async fn delete_sessions(target: &Arc<Target>, ids: &[Uuid]) -> Result<()> {
     let ids: Arc<Vec<Uuid>> = Arc::new(ids.to_vec());
@@ -117,6 +153,7 @@ pub async fn delete_sessions(target: &Arc<Target>, ids: &[Uuid]) -> Result<()> {
         method: Method::DELETE,
         path: format!("/v1/sessions/{}", ids[i]),
         body: None,
+        authorization: None,
     })
     .await?;
     for (status, body) in &resps {

@@ -35,6 +35,16 @@ pub struct Cli {
     #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 
+    /// API key of a server with auth on: sent as `Authorization: Bearer` on
+    /// every request without a session token of its own.
+    #[arg(
+        long,
+        global = true,
+        env = "SYNCKAIROS_BENCH_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+
     /// PID of the server process on this machine. Required by `idle-ws` (VmRSS);
     /// elsewhere it adds the server's CPU time per request to the report.
     #[arg(long, global = true)]
@@ -104,6 +114,11 @@ pub struct RestArgs {
     /// Junk-method requests per second of the attack (1 KB made-up methods).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub attack_junk_rate: u32,
+    /// Send each request with a controller session token (HS256) of its
+    /// session, minted at setup through `POST /v1/sessions/{id}/tokens` with
+    /// --api-key: the cost of verifying a token on every request.
+    #[arg(long)]
+    pub session_tokens: bool,
 }
 
 /// Arguments of the WebSocket fan-out scenario.

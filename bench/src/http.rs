@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -33,11 +33,18 @@ pub struct Target {
     /// The address connections go to (the first one the host resolved to).
     pub addr: SocketAddr,
     host_header: HeaderValue,
+    /// `Bearer <API key>` for every request that carries no credential of its
+    /// own (a server with auth on).
+    authorization: Option<HeaderValue>,
 }
 
 impl Target {
     /// Resolves `base`; unless `allow_remote`, every resolved address must be loopback.
-    pub async fn resolve(base: BaseUrl, allow_remote: bool) -> Result<Arc<Target>> {
+    pub async fn resolve(
+        base: BaseUrl,
+        allow_remote: bool,
+        api_key: Option<&str>,
+    ) -> Result<Arc<Target>> {
         let authority = base.authority();
         if !allow_remote && !base.is_literal_loopback() {
             bail!(
@@ -57,10 +64,15 @@ impl Target {
             );
         }
         let host_header = HeaderValue::from_str(&authority)?;
+        let authorization = api_key
+            .map(|k| HeaderValue::from_str(&format!("Bearer {k}")))
+            .transpose()
+            .context("--api-key is not a valid header value")?;
         Ok(Arc::new(Target {
             base,
             addr,
             host_header,
+            authorization,
         }))
     }
 
@@ -79,6 +91,8 @@ pub struct ReqSpec {
     pub path: String,
     /// JSON body; sent with `Content-Type: application/json`.
     pub body: Option<Bytes>,
+    /// `Authorization` of this request (a session token); else the target's.
+    pub authorization: Option<HeaderValue>,
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -116,6 +130,13 @@ impl HttpConn {
                 .header(HOST, self.target.host_header.clone());
             if spec.body.is_some() {
                 req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            if let Some(auth) = spec
+                .authorization
+                .as_ref()
+                .or(self.target.authorization.as_ref())
+            {
+                req = req.header(AUTHORIZATION, auth.clone());
             }
             let req = req.body(Full::new(spec.body.clone().unwrap_or_default()))?;
             let resp = self.sender.send_request(req).await?;

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
 /// scenario and prints its table, then its JSON line.
 async fn run(cli: Cli) -> Result<()> {
     let base = parse_base_url(&cli.url, false).context("--url")?;
-    let target = Target::resolve(base.clone(), cli.allow_remote).await?;
+    let target = Target::resolve(base.clone(), cli.allow_remote, cli.api_key.as_deref()).await?;
     let ws_base = |given: &Option<String>| -> Result<BaseUrl> {
         match given {
             None => Ok(base.clone()),
@@ -77,17 +77,17 @@ async fn run(cli: Cli) -> Result<()> {
         Scenario::Get(a) => scenario::rest::run(target, a, RestKind::Get, cli.server_pid).await?,
         Scenario::Fanout(a) => {
             let wb = ws_base(&a.ws_url_base)?;
-            Target::resolve(wb.clone(), cli.allow_remote).await?;
+            Target::resolve(wb.clone(), cli.allow_remote, None).await?;
             scenario::fanout::run(target, wb, a, cli.server_pid).await?
         }
         Scenario::Timeouts(a) => {
             let wb = ws_base(&a.ws_url_base)?;
-            Target::resolve(wb.clone(), cli.allow_remote).await?;
+            Target::resolve(wb.clone(), cli.allow_remote, None).await?;
             scenario::timeouts::run(target, wb, a).await?
         }
         Scenario::IdleWs(a) => {
             let wb = ws_base(&a.ws_url_base)?;
-            Target::resolve(wb.clone(), cli.allow_remote).await?;
+            Target::resolve(wb.clone(), cli.allow_remote, None).await?;
             scenario::idle_ws::run(target, wb, a, cli.server_pid).await?
         }
     };

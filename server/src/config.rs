@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 /// The `synckairos` command line.
 #[derive(Debug, Parser)]
@@ -29,6 +30,119 @@ pub enum Command {
     /// Print the OpenAPI document `GET /openapi.json` serves, without starting
     /// a server: clients (the SDK's `make sdk-types`) generate their types from it.
     Openapi,
+    /// Mint a session token (HS256, with TOKEN_SECRET or TOKEN_SECRET_FILE) and
+    /// print it: for scripts and for trying a deployment with auth on.
+    GenToken(GenTokenConfig),
+}
+
+/// A secret from the command line or environment. Its `Debug` is masked,
+/// so printing a configuration can never reveal it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Whether requests need a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// On when any credential is configured, else off (and then only a
+    /// loopback address may be bound).
+    Auto,
+    /// On; startup fails unless a credential is configured.
+    On,
+    /// Off, explicitly: anyone who reaches the port has full access.
+    Off,
+}
+
+/// Algorithm of a backend's token public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PublicKeyAlgorithm {
+    /// ECDSA P-256 / SHA-256.
+    Es256,
+    /// Ed25519.
+    Eddsa,
+}
+
+/// How session tokens are signed: shared by `serve` (verify, mint) and
+/// `gen-token` (mint).
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// HS256 secret of session tokens (at least 32 bytes): the server verifies
+    /// and mints tokens with it.
+    #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<Secret>,
+    /// File holding the HS256 secret (a mounted Secret). Several lines are a
+    /// rotation: the first signs, every line verifies.
+    #[arg(long, env = "TOKEN_SECRET_FILE")]
+    pub token_secret_file: Option<PathBuf>,
+    /// Required `iss` of session tokens (written into minted ones).
+    #[arg(long, env = "TOKEN_ISSUER")]
+    pub token_issuer: Option<String>,
+    /// Required `aud` of session tokens (written into minted ones).
+    #[arg(long, env = "TOKEN_AUDIENCE")]
+    pub token_audience: Option<String>,
+    /// Longest session-token lifetime accepted (exp - iat, and exp - now), seconds.
+    #[arg(long, env = "TOKEN_MAX_TTL_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub token_max_ttl_seconds: u64,
+}
+
+/// Credentials of `serve` (API.md "Authentication and authorization").
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// auto: auth is on when a credential is configured. off: open to anyone
+    /// (required to bind a non-loopback address without credentials).
+    #[arg(long, env = "AUTH", value_enum, default_value_t = AuthMode::Auto)]
+    pub auth: AuthMode,
+    /// API keys as `name=secret,...`; a secret may be `sha256:<64 hex>`.
+    #[arg(long, env = "API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<Secret>,
+    /// File of API keys, one `name=secret` per line (a mounted Secret).
+    #[arg(long, env = "API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Token signing settings.
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// PEM public key verifying session tokens a backend signs (ES256 or EdDSA).
+    #[arg(long, env = "TOKEN_PUBLIC_KEY_FILE")]
+    pub token_public_key_file: Option<PathBuf>,
+    /// Algorithm of TOKEN_PUBLIC_KEY_FILE (default: read from the key).
+    #[arg(long, env = "TOKEN_ALGORITHM", value_enum)]
+    pub token_algorithm: Option<PublicKeyAlgorithm>,
+    /// Clock skew tolerated on a token's `exp`, seconds.
+    #[arg(long, env = "TOKEN_LEEWAY_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub token_leeway_seconds: u64,
+}
+
+/// Settings of `synckairos gen-token`.
+#[derive(Debug, Clone, Args)]
+pub struct GenTokenConfig {
+    /// The session the token is for.
+    #[arg(long)]
+    pub session_id: uuid::Uuid,
+    /// What it may do there.
+    #[arg(long, value_parser = ["viewer", "participant", "controller"])]
+    pub role: String,
+    /// The participant it speaks for (required for `participant`).
+    #[arg(long)]
+    pub participant_id: Option<String>,
+    /// Lifetime in seconds (default 3600, at most TOKEN_MAX_TTL_SECONDS).
+    #[arg(long)]
+    pub ttl_seconds: Option<u64>,
+    /// Signing settings.
+    #[command(flatten)]
+    pub token: TokenArgs,
 }
 
 /// Whether the server hosts demo sessions.
@@ -59,6 +173,14 @@ pub struct ServeConfig {
     /// Address to bind.
     #[arg(long, env = "BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
+    /// Port of a second listener serving `/metrics`, `/ready` and `/health`
+    /// (same address; 0 picks a free one); when set, the main port no longer
+    /// serves `/metrics` and `/ready`.
+    #[arg(long, env = "ADMIN_PORT")]
+    pub admin_port: Option<u16>,
+    /// Credentials.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Standalone Redis (`redis://` or `rediss://`, password allowed): switches to the Redis engine.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -163,6 +285,9 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// Cross-field checks clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        if self.admin_port.is_some_and(|a| a != 0 && a == self.port) {
+            return Err("ADMIN_PORT must differ from PORT".into());
+        }
         if self.redis_url.is_some() && !self.redis_cluster_nodes.is_empty() {
             return Err("set either REDIS_URL or REDIS_CLUSTER_NODES, not both".into());
         }

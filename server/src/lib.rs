@@ -21,6 +21,8 @@
 //! typed draft.
 //! - [`limits`]: rate-limit keys and limiters; [`listener`]: the HTTP
 //!   accept loop (connection cap, header timeout, bounded shutdown).
+//! - [`auth`]: API keys, session tokens and the authorization table (pure;
+//!   its HTTP wiring is `api::auth`).
 //! - [`config`]: command-line / environment configuration.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`clock`]: the one place that reads the wall clock.
@@ -32,6 +34,7 @@ pub mod api;
 /// incident report can name the commit that was running.
 pub const BUILD_VERSION: &str = env!("SYNCKAIROS_BUILD_VERSION");
 pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;

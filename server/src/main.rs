@@ -11,11 +11,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use synckairos::api::ws::WsLimits;
 use synckairos::api::demo_sessions::{DemoLimits, DemoMinter, DemoSessions};
+use synckairos::api::ws::WsLimits;
 use synckairos::api::{self, AppInner, AppState};
 use synckairos::audit::{self, Audit, AuditConfig};
-use synckairos::config::{Cli, Command, DemoMode, LogFormat, ServeConfig};
+use synckairos::auth::{self as authn, Auth};
+use synckairos::config::{Cli, Command, DemoMode, GenTokenConfig, LogFormat, ServeConfig};
 use synckairos::engine::Engine;
 use synckairos::engine::memory::MemoryEngine;
 use synckairos::engine::redis::RedisConfig;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
             Command::CheckConfig(cfg) => check_config(cfg),
             Command::Migrate(cfg) => migrate(&cfg.database_url).await,
             Command::Openapi => print_openapi(),
+            Command::GenToken(cfg) => gen_token(cfg),
         }
     });
     match result {
@@ -68,8 +70,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(cfg: ServeConfig) -> Result<(), String> {
+/// Validates the configuration, builds the credentials and applies the
+/// exposure rule: everything `serve` and `check-config` refuse alike.
+fn checked_auth(cfg: &ServeConfig) -> Result<Auth, String> {
     cfg.validate()?;
+    let auth = authn::setup::build(&cfg.auth)?;
+    authn::setup::check_exposure(cfg.auth.auth, &auth, cfg.bind)?;
+    Ok(auth)
+}
+
+fn check_config(cfg: ServeConfig) -> Result<(), String> {
+    let auth = Arc::new(checked_auth(&cfg)?);
+    demo_sessions(&cfg, &auth)?;
     let engine = if cfg.redis_url.is_some() {
         "redis (standalone)"
     } else if !cfg.redis_cluster_nodes.is_empty() {
@@ -79,6 +91,16 @@ fn check_config(cfg: ServeConfig) -> Result<(), String> {
     };
     println!("configuration ok");
     println!("listen: {}:{}", cfg.bind, cfg.port);
+    match cfg.admin_port {
+        Some(p) => println!(
+            "admin listener: {}:{p} (/metrics, /ready, /health)",
+            cfg.bind
+        ),
+        None => println!("admin listener: off (/metrics, /ready on the main port)"),
+    }
+    for line in auth.describe() {
+        println!("{line}");
+    }
     println!("engine: {engine}");
     println!(
         "audit: {}",
@@ -134,12 +156,14 @@ fn demo_summary(cfg: &ServeConfig) -> String {
     }
 }
 
-/// The demo endpoint's state from `DEMO` and whether auth is on.
-fn demo_sessions(
-    cfg: &ServeConfig,
-    auth_on: bool,
-    minter: Option<Arc<dyn DemoMinter>>,
-) -> Result<DemoSessions, String> {
+/// The demo endpoint's state from `DEMO` and the credentials: with auth on
+/// it mints with the server's token secret, and refuses to start without one.
+fn demo_sessions(cfg: &ServeConfig, auth: &Arc<Auth>) -> Result<DemoSessions, String> {
+    let auth_on = auth.enabled();
+    let minter = auth
+        .minter()
+        .is_some()
+        .then(|| auth.clone() as Arc<dyn DemoMinter>);
     match cfg.demo {
         DemoMode::Off => Ok(DemoSessions::off(auth_on)),
         DemoMode::On => DemoSessions::on(
@@ -151,6 +175,29 @@ fn demo_sessions(
             },
         ),
     }
+}
+
+/// Prints one HS256 session token (stdout: the token alone, so
+/// `TOKEN=$(synckairos gen-token ...)` works; stderr: its expiry).
+fn gen_token(cfg: GenTokenConfig) -> Result<(), String> {
+    let minter = authn::setup::minter(&cfg.token)?;
+    let role = authn::token::Role::parse(&cfg.role)
+        .ok_or("--role must be viewer, participant or controller")?;
+    let minted = minter
+        .mint(
+            cfg.session_id,
+            role,
+            cfg.participant_id,
+            cfg.ttl_seconds,
+            authn::now_seconds(),
+        )
+        .map_err(|e| format!("--{}: {}", e.field.replace('_', "-"), e.message))?;
+    println!("{}", minted.token);
+    eprintln!(
+        "expires at {}",
+        synckairos::domain::time::iso_millis(minted.exp as i64 * 1000)
+    );
+    Ok(())
 }
 
 /// The document `GET /openapi.json` serves, pretty-printed for diffs.
@@ -247,8 +294,8 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 }
 
 async fn serve(cfg: ServeConfig) -> Result<(), String> {
-    cfg.validate()?;
-    let demo = demo_sessions(&cfg, false, None)?;
+    let auth = Arc::new(checked_auth(&cfg)?);
+    let demo = demo_sessions(&cfg, &auth)?;
     init_logs(cfg.log_format);
     let metrics = Arc::new(Metrics::new());
     let (engine, audit) = build_engine(&cfg, &metrics).await?;
@@ -295,6 +342,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
         rate_limits,
         request_timeout: Duration::from_millis(cfg.http_request_timeout_ms),
         demo,
+        auth: auth.clone(),
     });
     let addr = SocketAddr::new(cfg.bind, cfg.port);
     let tcp = tokio::net::TcpListener::bind(addr)
@@ -303,10 +351,36 @@ async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let local = tcp
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let admin = match cfg.admin_port {
+        Some(port) => {
+            let addr = SocketAddr::new(cfg.bind, port);
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (ADMIN_PORT): {e}"))?;
+            Some(l)
+        }
+        None => None,
+    };
     let signalled = shutdown_signal();
     println!("listening on http://{local}");
-    tracing::info!(%local, "synckairos serving");
-    let router = api::router(app);
+    tracing::info!(%local, auth = auth.enabled(), "synckairos serving");
+    if let Some(l) = admin {
+        let admin_local = l
+            .local_addr()
+            .map_err(|e| format!("cannot read the admin listening address: {e}"))?;
+        println!("admin listening on http://{admin_local}");
+        let router = api::admin_router(app.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(l, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
+    }
+    let router = api::main_router(app, cfg.admin_port.is_none());
     let stop = shutdown.clone();
     // One deadline for the whole shutdown: HTTP drain, WebSocket closes and
     // the audit flush share SHUTDOWN_GRACE_SECONDS, whatever clients do.

@@ -98,14 +98,34 @@ pub struct Api {
 impl Api {
     /// A client for `base` (`http://127.0.0.1:PORT`).
     pub fn new(base: &str) -> Api {
+        Self::build(base, HeaderMap::new())
+    }
+
+    fn build(base: &str, headers: HeaderMap) -> Api {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
+            .default_headers(headers)
             .build()
             .unwrap_or_else(|e| panic!("reqwest client: {e}"));
         Api {
             client,
             base: base.to_string(),
         }
+    }
+
+    /// The same server, every request sending `Authorization: {value}`
+    /// verbatim (malformed values included).
+    pub fn with_authorization(&self, value: &str) -> Api {
+        let mut headers = HeaderMap::new();
+        let v = reqwest::header::HeaderValue::from_str(value)
+            .unwrap_or_else(|e| panic!("Authorization value {value:?}: {e}"));
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+        Self::build(&self.base, headers)
+    }
+
+    /// The same server, every request sending `Authorization: Bearer {credential}`.
+    pub fn with_bearer(&self, credential: &str) -> Api {
+        self.with_authorization(&format!("Bearer {credential}"))
     }
 
     /// The server's base URL.

@@ -4,6 +4,7 @@
 //! spawners, free ports and percentiles from here (this lib does not depend
 //! on `synckairos`, so they can without a cycle).
 //!
+//! - [`auth`]: the credentials of auth-on servers and token signing.
 //! - [`backend`]: which state engine a server runs on, and how it is
 //!   provisioned (memory today; Redis and Redis Cluster plug in here).
 //! - [`server`]: spawns the real `synckairos serve` on a free port, drains
@@ -23,6 +24,7 @@
 //! Suites are written once as `async fn name(backend: Backend)` and
 //! instantiated per backend by [`backend_suite!`].
 
+pub mod auth;
 pub mod backend;
 pub mod checks;
 pub mod fixtures;
@@ -43,7 +45,7 @@ pub use checks::{
 };
 pub use fixtures::{id_of, new_id, session_body, wait_until};
 pub use http::{Api, Resp};
-pub use server::{ServerBuilder, TestServer};
+pub use server::{ServerBuilder, TestServer, run_cli};
 pub use ws::{WS_WAIT, WsClient, WsEvent};
 
 /// Instantiates every listed test once per backend in [`Backend::all`], as

@@ -34,6 +34,44 @@ pub fn server_binary() -> PathBuf {
         .unwrap_or_else(|| panic!("cannot derive the server path from {}", exe.display()))
 }
 
+/// Runs the binary with `args` (any subcommand) and `env`, no credentials
+/// inherited, expecting it to exit within `within`: its exit status (`None`
+/// if it had to be killed), stdout and stderr.
+pub async fn run_cli(
+    args: &[&str],
+    env: &[(&str, &str)],
+    within: Duration,
+) -> (Option<ExitStatus>, String, String) {
+    let mut cmd = Command::new(server_binary());
+    cmd.args(args);
+    for k in AUTH_VARS {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    wait_output(cmd, within).await
+}
+
+/// Runs `cmd` to its exit with piped output; `None` if it was still running
+/// after `within` (dropping the future drops the child: kill_on_drop stops it).
+async fn wait_output(mut cmd: Command, within: Duration) -> (Option<ExitStatus>, String, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the server binary: {e}"));
+    match tokio::time::timeout(within, child.wait_with_output()).await {
+        Ok(Ok(out)) => (
+            Some(out.status),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ),
+        Ok(Err(e)) => panic!("waiting for the binary: {e}"),
+        Err(_) => (None, String::new(), String::new()),
+    }
+}
+
 /// Shared, capped log buffer fed by the drain tasks.
 #[derive(Clone, Default)]
 struct LogBuf(Arc<Mutex<String>>);
@@ -71,10 +109,29 @@ fn drain<R: AsyncRead + Unpin + Send + 'static>(
     })
 }
 
+/// Credentials and listener settings a developer's shell might export: a
+/// test server starts without them unless the test sets them.
+const AUTH_VARS: [&str; 12] = [
+    "AUTH",
+    "API_KEYS",
+    "API_KEYS_FILE",
+    "TOKEN_SECRET",
+    "TOKEN_SECRET_FILE",
+    "TOKEN_PUBLIC_KEY_FILE",
+    "TOKEN_ALGORITHM",
+    "TOKEN_ISSUER",
+    "TOKEN_AUDIENCE",
+    "TOKEN_MAX_TTL_SECONDS",
+    "TOKEN_LEEWAY_SECONDS",
+    "ADMIN_PORT",
+];
+
 /// Options for a server start beyond the backend (extra flags, env vars, a
 /// backend already provisioned for another server).
 pub struct ServerBuilder {
     backend: Backend,
+    command: String,
+    bind: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
     provisioned: Option<Provisioned>,
@@ -85,6 +142,29 @@ impl ServerBuilder {
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
         self
+    }
+
+    /// Runs another subcommand taking the serve flags (`check-config`)
+    /// instead of `serve`; only for [`run_to_exit`](Self::run_to_exit).
+    pub fn command(mut self, c: impl Into<String>) -> Self {
+        self.command = c.into();
+        self
+    }
+
+    /// Binds another address than 127.0.0.1 (startup-refusal tests; only
+    /// for [`run_to_exit`](Self::run_to_exit): tests listen on loopback).
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.bind = addr.into();
+        self
+    }
+
+    /// Turns auth on with the test kit's credentials ([`crate::auth`]): the
+    /// API key `backend` and the HS256 token secret, with no clock leeway
+    /// so expiry is exact.
+    pub fn with_auth(self) -> Self {
+        self.env("API_KEYS", crate::auth::API_KEYS)
+            .env("TOKEN_SECRET", crate::auth::TOKEN_SECRET)
+            .env("TOKEN_LEEWAY_SECONDS", "0")
     }
 
     /// Sets an environment variable for the server process.
@@ -104,31 +184,24 @@ impl ServerBuilder {
     /// process still running after `within` is killed and reported as `None`.
     pub async fn run_to_exit(self, within: Duration) -> (Option<ExitStatus>, String, String) {
         let mut cmd = Command::new(server_binary());
-        cmd.args(["serve", "--port", "0", "--bind", "127.0.0.1"])
-            .args(&self.args)
-            .env_remove("PORT")
-            .env_remove("BIND")
-            .env_remove("REDIS_URL")
-            .env_remove("REDIS_CLUSTER_NODES")
-            .env_remove("DATABASE_URL")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the server binary: {e}"));
-        match tokio::time::timeout(within, child.wait_with_output()).await {
-            Ok(Ok(out)) => (
-                Some(out.status),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            ),
-            Ok(Err(e)) => panic!("waiting for the server: {e}"),
-            // Dropping the future drops the child: kill_on_drop stops it.
-            Err(_) => (None, String::new(), String::new()),
+        cmd.args([
+            self.command.as_str(),
+            "--port",
+            "0",
+            "--bind",
+            self.bind.as_str(),
+        ])
+        .args(&self.args)
+        .env_remove("PORT")
+        .env_remove("BIND")
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_NODES")
+        .env_remove("DATABASE_URL");
+        for k in AUTH_VARS {
+            cmd.env_remove(k);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        wait_output(cmd, within).await
     }
 
     /// Spawns the server and waits for its `listening on` line.
@@ -168,6 +241,11 @@ impl ServerBuilder {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        for k in AUTH_VARS {
+            cmd.env_remove(k);
+        }
+        cmd.envs(prov.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut child = cmd.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start {}: {e} (build it: cargo build -p synckairos --bin synckairos, or set SYNCKAIROS_BIN)",
@@ -204,7 +282,9 @@ impl ServerBuilder {
                 logs.get()
             );
         };
-        let _stdout_drain = drain(out.into_inner(), "[out] ", logs.clone());
+        // The reader itself, not its inner pipe: lines it already buffered
+        // (an `admin listening on` right behind the first) are kept.
+        let _stdout_drain = drain(out, "[out] ", logs.clone());
         let base = format!("http://127.0.0.1:{port}");
         TestServer {
             api: Api::new(&base),
@@ -241,6 +321,8 @@ impl TestServer {
     pub fn builder(backend: &Backend) -> ServerBuilder {
         ServerBuilder {
             backend: backend.clone(),
+            command: "serve".into(),
+            bind: "127.0.0.1".into(),
             args: Vec::new(),
             env: Vec::new(),
             provisioned: None,
@@ -308,6 +390,26 @@ impl TestServer {
         match tokio::time::timeout(within, child.wait()).await {
             Ok(Ok(st)) => Some(st),
             _ => None,
+        }
+    }
+
+    /// The admin listener's base URL (a server started with `ADMIN_PORT`),
+    /// from the `admin listening on` line it prints after the main one.
+    pub async fn admin_base(&self) -> String {
+        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let logs = self.logs.get();
+            let found = logs
+                .lines()
+                .find_map(|l| l.strip_prefix("[out] admin listening on "));
+            if let Some(base) = found {
+                return base.trim().to_string();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no `admin listening on` line; logs:\n{logs}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

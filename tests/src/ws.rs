@@ -36,6 +36,41 @@ pub struct WsClient {
 }
 
 impl WsClient {
+    /// Connects with an optional `Authorization` header value; an upgrade
+    /// the server refuses is `Err((status, body))`.
+    pub async fn try_connect(
+        url: &str,
+        authorization: Option<&str>,
+    ) -> Result<WsClient, (u16, String)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("WebSocket URL {url}: {e}"));
+        if let Some(a) = authorization {
+            let v = a
+                .parse()
+                .unwrap_or_else(|e| panic!("Authorization value {a:?}: {e}"));
+            req.headers_mut().insert("authorization", v);
+        }
+        let fut = tokio_tungstenite::connect_async_with_config(req, None, false);
+        match tokio::time::timeout(WS_WAIT, fut).await {
+            Err(_) => panic!("WebSocket connect to {url} timed out"),
+            Ok(Ok((stream, _))) => Ok(WsClient {
+                stream,
+                url: url.to_string(),
+            }),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                Err((resp.status().as_u16(), body))
+            }
+            Ok(Err(e)) => panic!("WebSocket connect to {url} failed: {e}"),
+        }
+    }
+
     /// Connects; panics if the HTTP upgrade fails.
     pub async fn connect(url: &str) -> WsClient {
         let cfg = WebSocketConfig::default()

@@ -211,6 +211,7 @@ async fn drive(
             method: Method::POST,
             path: format!("/v1/sessions/{id}/switch"),
             body: Some(Bytes::from_static(b"{}")),
+            authorization: None,
         })
         .collect();
     let mut conn = HttpConn::connect(target).await?;

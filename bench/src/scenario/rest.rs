@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::api::{create_sessions, delete_sessions, start_sessions};
+use crate::api::{create_sessions, delete_sessions, mint_controller_tokens, start_sessions};
 use crate::cli::RestArgs;
 use crate::http::{HttpConn, ReqSpec, Target, count_error, error_kind};
 use crate::report::Report;
@@ -40,11 +40,13 @@ impl RestKind {
                 method: Method::POST,
                 path: format!("/v1/sessions/{id}/switch"),
                 body: Some(Bytes::from_static(b"{}")),
+                authorization: None,
             },
             RestKind::Get => ReqSpec {
                 method: Method::GET,
                 path: format!("/v1/sessions/{id}"),
                 body: None,
+                authorization: None,
             },
         }
     }
@@ -96,7 +98,15 @@ pub async fn run(
     eprintln!("[{}] creating and starting {n} sessions", kind.name());
     let ids = create_sessions(&target, vec![LONG_BANK_MS; n]).await?;
     start_sessions(&target, &ids).await?;
-    let specs: Arc<Vec<ReqSpec>> = Arc::new(ids.iter().map(|&id| kind.spec(id)).collect());
+    let mut specs: Vec<ReqSpec> = ids.iter().map(|&id| kind.spec(id)).collect();
+    if args.session_tokens {
+        eprintln!("[{}] minting a controller token per session", kind.name());
+        let tokens = mint_controller_tokens(&target, &ids).await?;
+        for (spec, token) in specs.iter_mut().zip(tokens) {
+            spec.authorization = Some(token);
+        }
+    }
+    let specs = Arc::new(specs);
 
     eprintln!("[{}] opening {c} connections", kind.name());
     let (win_tx, win_rx) = watch::channel(None::<Window>);
@@ -182,6 +192,7 @@ pub async fn run(
         .param("attack", args.attack)
         .result("attack_slowloris_opened", attack_counts.map(|c| c.0))
         .result("attack_junk_sent", attack_counts.map(|c| c.1))
+        .param("session_tokens", args.session_tokens)
         .result("ok", ok)
         .result("errors_total", err_total)
         .result("elapsed_s", round3(elapsed.as_secs_f64()))

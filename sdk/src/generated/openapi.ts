@@ -228,6 +228,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{id}/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mint a session token (API key only). */
+        post: operations["mint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/time": {
         parameters: {
             query?: never;
@@ -418,6 +435,37 @@ export interface components {
             /** @description Opaque; `null` on the last page. */
             next_cursor?: string | null;
         };
+        /** @description Body of a mint request. */
+        MintTokenBody: {
+            /**
+             * @description The participant it speaks for: required for `participant`, and must
+             *     be one of the session's participants whenever given.
+             */
+            participant_id?: string | null;
+            /** @description What the token may do on the session. */
+            role: components["schemas"]["Role"];
+            /**
+             * Format: int64
+             * @description Lifetime in seconds (default 3600, at most TOKEN_MAX_TTL_SECONDS).
+             */
+            ttl_seconds?: number | null;
+        };
+        /** @description `{data: MintedToken}`. */
+        MintedEnvelope: {
+            /** @description The token. */
+            data: components["schemas"]["MintedToken"];
+        };
+        /** @description A minted token. */
+        MintedToken: {
+            /** @description When it stops being accepted (its `exp`). */
+            expires_at: string;
+            /** @description The participant it speaks for. */
+            participant_id?: string | null;
+            /** @description Its role. */
+            role: components["schemas"]["Role"];
+            /** @description The JWT: send it as `Authorization: Bearer <token>` (WebSocket: `?token=`). */
+            token: string;
+        };
         /** @description A participant as clients see it. */
         RenderedParticipant: {
             /**
@@ -454,6 +502,11 @@ export interface components {
              */
             total_time_ms: number;
         };
+        /**
+         * @description What a session token lets its holder do (API.md's table).
+         * @enum {string}
+         */
+        Role: "viewer" | "participant" | "controller";
         /** @description `{data: SyncState}`. */
         StateEnvelope: {
             /** @description The session state. */
@@ -667,6 +720,24 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     openapi: {
@@ -703,6 +774,24 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `{status: "not_ready", error}` */
             503: {
                 headers: {
@@ -736,6 +825,24 @@ export interface operations {
             };
             /** @description VALIDATION_ERROR naming the field */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -810,6 +917,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
@@ -858,6 +983,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
             503: {
                 headers: {
@@ -891,6 +1034,24 @@ export interface operations {
             };
             /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -949,6 +1110,24 @@ export interface operations {
             };
             /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1023,6 +1202,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description AUDIT_UNAVAILABLE: no audit store is configured, or it is unreachable */
             503: {
                 headers: {
@@ -1056,6 +1253,24 @@ export interface operations {
             };
             /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1121,6 +1336,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
@@ -1172,6 +1405,24 @@ export interface operations {
             };
             /** @description INVALID_STATE_TRANSITION naming the status, or VALIDATION_ERROR naming `session_id` */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1242,6 +1493,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description SESSION_NOT_FOUND */
             404: {
                 headers: {
@@ -1279,6 +1548,96 @@ export interface operations {
                 };
             };
             /** @description SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    mint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description session id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Required: a JSON object. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MintTokenBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintedEnvelope"];
+                };
+            };
+            /** @description VALIDATION_ERROR naming `role`, `participant_id` (missing for a participant, or not in the session) or `ttl_seconds` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description SESSION_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE: over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNSUPPORTED_MEDIA_TYPE: a body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description TOKENS_UNAVAILABLE: the server has no TOKEN_SECRET to sign with; SERVICE_UNAVAILABLE: the state store failed */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1334,6 +1693,24 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FORBIDDEN: the credential does not allow this operation on this session (API.md's table) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

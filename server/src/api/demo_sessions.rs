@@ -424,6 +424,41 @@ fn mint_all(m: &dyn DemoMinter, state: &SyncState, ttl: u64) -> Result<DemoToken
     })
 }
 
+/// Demo tokens are minted with the server's own HS256 secret.
+impl DemoMinter for crate::auth::Auth {
+    fn mint(
+        &self,
+        sid: Uuid,
+        role: DemoRole,
+        participant_id: Option<&str>,
+        ttl_seconds: u64,
+    ) -> Result<(String, u64), String> {
+        use crate::auth::token::Role;
+        let minter = self
+            .minter()
+            .ok_or("minting demo tokens needs TOKEN_SECRET")?;
+        let role = match role {
+            DemoRole::Viewer => Role::Viewer,
+            DemoRole::Participant => Role::Participant,
+            DemoRole::Controller => Role::Controller,
+        };
+        minter
+            .mint(
+                sid,
+                role,
+                participant_id.map(str::to_string),
+                Some(ttl_seconds),
+                crate::auth::now_seconds(),
+            )
+            .map(|m| (m.token, m.exp))
+            .map_err(|e| e.message)
+    }
+
+    fn max_ttl_seconds(&self) -> u64 {
+        self.minter().map_or(0, |m| m.max_ttl_seconds())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,7 @@ fn app() -> AppState {
         rate_limits: crate::limits::RateLimits::new(Default::default()),
         request_timeout: Duration::from_secs(10),
         demo: crate::api::demo_sessions::DemoSessions::off(false),
+        auth: Arc::new(crate::auth::Auth::off()),
     })
 }
 
@@ -138,7 +139,7 @@ async fn request_bodies_are_required_exactly_when_documented() {
             );
         }
     }
-    assert_eq!(seen, 2, "create and switch document their bodies");
+    assert_eq!(seen, 3, "create, switch and tokens document their bodies");
 }
 
 /// A create body that sets every documented field to a valid value.

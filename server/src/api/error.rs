@@ -6,6 +6,7 @@
 //! `examples/error-handling`).
 
 use crate::audit::AuditError;
+use crate::auth::Unauthorized;
 use crate::domain::{DomainError, FieldError};
 use crate::limits::RetryAfter;
 use crate::service::ServiceError;
@@ -47,6 +48,12 @@ pub enum ApiError {
     /// 503 AUDIT_UNAVAILABLE: the audit store failed; holds the cause
     /// (logged).
     AuditUnavailable(String),
+    /// 401 UNAUTHORIZED with `WWW-Authenticate: Bearer`: no usable credential.
+    Unauthorized(Unauthorized),
+    /// 403 FORBIDDEN: the credential does not allow this; the message says why.
+    Forbidden(String),
+    /// 503 TOKENS_UNAVAILABLE: minting needs TOKEN_SECRET, which is not set.
+    TokensNotConfigured,
     /// 500 INTERNAL_ERROR; holds the cause (logged).
     Internal(String),
     /// 429 RATE_LIMITED with `Retry-After`.
@@ -230,6 +237,19 @@ impl IntoResponse for ApiError {
                 "the audit store is unreachable; retry shortly".to_string(),
                 None,
             ),
+            ApiError::Unauthorized(why) => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                why.to_string(),
+                None,
+            ),
+            ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, "FORBIDDEN", why.clone(), None),
+            ApiError::TokensNotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TOKENS_UNAVAILABLE",
+                "minting session tokens needs a token secret (set TOKEN_SECRET)".to_string(),
+                None,
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -278,6 +298,13 @@ impl IntoResponse for ApiError {
         if let Some(s) = retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        // RFC 6750 §3: the scheme the client must use.
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"synckairos\""),
+            );
         }
         resp.extensions_mut().insert(self);
         resp

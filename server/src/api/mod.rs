@@ -3,13 +3,16 @@
 //!
 //! - [`requests`]: the typed request bodies (one definition for parsing and
 //!   for the document); [`body`]: the extractor that reads them.
-//! - [`sessions`], [`system`], [`ws`], [`demo`], [`demo_sessions`]: the handlers.
+//! - [`sessions`], [`tokens`], [`system`], [`ws`], [`demo`], [`demo_sessions`]: the handlers.
+//! - [`auth`]: authentication middleware and the `Caller` extractor
+//!   (the rules themselves are `crate::auth`).
 //! - [`error`]: where every lower layer's typed error becomes a response,
 //!   and the middleware that logs it.
 //!
 //! api sits on top: it calls the service (use cases) and the audit trail's
 //! typed reader, and nothing below it knows HTTP.
 
+pub mod auth;
 pub mod body;
 pub mod demo;
 pub mod demo_sessions;
@@ -19,9 +22,11 @@ pub mod error;
 pub mod requests;
 pub mod sessions;
 pub mod system;
+pub mod tokens;
 pub mod ws;
 
 use crate::audit::History;
+use crate::auth::Auth;
 use crate::limits::{RateKey, RateLimits, client_address};
 use crate::metrics::Metrics;
 use crate::service::Service;
@@ -79,12 +84,14 @@ pub struct AppInner {
     pub request_timeout: Duration,
     /// The demo page's session endpoint (`DEMO=on`).
     pub demo: demo_sessions::DemoSessions,
+    /// Credentials and what they allow.
+    pub auth: Arc<Auth>,
 }
 
 /// The OpenAPI document, collected from the handlers.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    modifiers(&OptionalSwitchBody, &SessionLinks, &ModeRules),
+    modifiers(&OptionalSwitchBody, &SessionLinks, &ModeRules, &BearerAuth),
     info(
         title = "SyncKairos",
         description = "Real-time timer synchronization: REST + WebSocket. Wire contract v2.0.0 plus extensions."
@@ -100,6 +107,7 @@ pub struct AppInner {
         sessions::cancel,
         sessions::delete,
         sessions::events,
+        tokens::mint,
         system::time,
         system::health,
         system::ready,
@@ -115,6 +123,10 @@ pub struct AppInner {
         requests::CreateParticipantBody,
         requests::TimeoutActionBody,
         requests::SwitchBody,
+        tokens::MintTokenBody,
+        tokens::MintedToken,
+        tokens::MintedEnvelope,
+        crate::auth::token::Role,
         crate::audit::HistoryPage,
         crate::audit::HistoryEvent,
         crate::domain::Actor,
@@ -306,6 +318,78 @@ async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> Resp
     }
 }
 
+/// The security scheme and, on every operation that needs a credential,
+/// its `security` requirement and 401/403 responses (API.md: "Missing,
+/// malformed, badly signed or expired credential: 401"; refused: 403). The
+/// public paths are the ones [`is_public`] names.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An API key (`name=secret` configured on the server; full access) or a session token                  (a JWT scoped to one session: `sid`, `role` viewer|participant|controller, `sub`, `exp`).                  The WebSocket also takes it as `?token=`. Only checked when auth is on.",
+            ))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                                "ErrorBody",
+                            ))))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if is_public(path) {
+                continue;
+            }
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                op.security = Some(vec![SecurityRequirement::new(
+                    "bearer",
+                    Vec::<String>::new(),
+                )]);
+                let r = &mut op.responses.responses;
+                r.entry("401".into()).or_insert_with(|| {
+                    error("UNAUTHORIZED (auth on): missing, malformed, badly signed or expired credential; with `WWW-Authenticate: Bearer`")
+                });
+                r.entry("403".into()).or_insert_with(|| {
+                    error("FORBIDDEN: the credential does not allow this operation on this session (API.md's table)")
+                });
+            }
+        }
+    }
+}
+
+/// Paths anyone may call, auth on or off (API.md). The demo page's static
+/// files are public too; they are not API routes.
+pub fn is_public(path: &str) -> bool {
+    matches!(path, "/v1/time" | "/health" | "/openapi.json")
+}
+
+/// Admin paths: served on `ADMIN_PORT` when it is set, else on the main
+/// port, where auth (when on) limits them to API keys.
+pub fn is_admin(path: &str) -> bool {
+    matches!(path, "/metrics" | "/ready")
+}
+
 async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
@@ -345,6 +429,7 @@ fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/v1/sessions/{id}/complete", post(sessions::complete)),
         ("/v1/sessions/{id}/cancel", post(sessions::cancel)),
         ("/v1/sessions/{id}/events", get(sessions::events)),
+        ("/v1/sessions/{id}/tokens", post(tokens::mint)),
         ("/v1/time", get(system::time)),
         ("/health", get(system::health)),
         ("/ready", get(system::ready)),
@@ -354,11 +439,32 @@ fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     ]
 }
 
-/// The full router.
+/// The main router, admin endpoints included (no `ADMIN_PORT`).
 pub fn router(app: AppState) -> Router {
+    main_router(app, true)
+}
+
+/// The main port's router: every documented route but the admin ones unless
+/// `serve_admin`, behind authentication unless public (see [`is_public`]).
+pub fn main_router(app: AppState, serve_admin: bool) -> Router {
+    let authn = || middleware::from_fn_with_state(app.clone(), auth::authenticate);
     api_routes()
         .into_iter()
-        .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers))
+        .fold(Router::new(), |r, (path, handlers)| {
+            if is_public(path) {
+                r.route(path, handlers)
+            } else if is_admin(path) {
+                if !serve_admin {
+                    return r;
+                }
+                let guarded = handlers
+                    .route_layer(middleware::from_fn(auth::admin_only))
+                    .route_layer(authn());
+                r.route(path, guarded)
+            } else {
+                r.route(path, handlers.route_layer(authn()))
+            }
+        })
         .merge(demo::routes())
         .merge(demo_sessions::routes())
         .fallback(no_route)
@@ -366,5 +472,17 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), deadline))
         .layer(middleware::from_fn_with_state(app.clone(), limit_rate))
         .layer(middleware::from_fn_with_state(app.clone(), track))
+        .with_state(app)
+}
+
+/// The `ADMIN_PORT` listener's router: `/metrics`, `/ready`, `/health`, open
+/// (it belongs on a network only the platform reaches).
+pub fn admin_router(app: AppState) -> Router {
+    api_routes()
+        .into_iter()
+        .filter(|(path, _)| is_admin(path) || *path == "/health")
+        .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers))
+        .fallback(no_route)
+        .layer(middleware::from_fn(error::log_errors))
         .with_state(app)
 }

@@ -2,10 +2,12 @@
 //! service, shape the `{data: ...}` response.
 
 use super::AppState;
+use super::auth::Caller;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody};
 use super::requests::{CreateSessionBody, SwitchBody};
 use crate::audit::HistoryPage;
+use crate::auth::policy::Operation;
 use crate::domain::{Command, Millis, RenderedParticipant, Status, SwitchArgs, SyncState, time};
 use crate::limits::RateKey;
 use axum::Json;
@@ -99,11 +101,13 @@ fn data<T: Serialize>(status: StatusCode, value: T) -> Response {
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn create(
     State(app): State<AppState>,
+    caller: Caller,
     JsonBody(body): JsonBody<CreateSessionBody>,
 ) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Admin, None)?;
     let body = body.ok_or_else(|| ApiError::field("body", "a JSON object is required"))?;
     let spec = body.into_spec()?;
-    let state = app.service.create(spec).await?;
+    let state = app.service.create_by(spec, &caller.0.actor()).await?;
     Ok(data(StatusCode::CREATED, state))
 }
 
@@ -116,8 +120,10 @@ pub async fn create(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn get(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Read, Some(id))?;
     let state = app.service.get(id).await?;
     Ok(data(StatusCode::OK, state))
 }
@@ -130,9 +136,15 @@ fn admit_command(app: &AppState, id: Uuid) -> Result<(), ApiError> {
         .map_err(ApiError::RateLimited)
 }
 
-async fn simple(app: AppState, id: Uuid, cmd: Command) -> Result<Response, ApiError> {
+async fn simple(
+    app: AppState,
+    caller: Caller,
+    id: Uuid,
+    cmd: Command,
+) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Control, Some(id))?;
     admit_command(&app, id)?;
-    let out = app.service.command(id, cmd).await?;
+    let out = app.service.command_by(id, cmd, &caller.0.actor()).await?;
     Ok(data(StatusCode::OK, out.state))
 }
 
@@ -146,9 +158,10 @@ async fn simple(app: AppState, id: Uuid, cmd: Command) -> Result<Response, ApiEr
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn start(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Start).await
+    simple(app, caller, id, Command::Start).await
 }
 
 /// running → paused; the elapsed part of the cycle is charged.
@@ -161,9 +174,10 @@ pub async fn start(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn pause(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Pause).await
+    simple(app, caller, id, Command::Pause).await
 }
 
 /// paused → running; a new cycle starts for the same participant.
@@ -176,9 +190,10 @@ pub async fn pause(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn resume(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Resume).await
+    simple(app, caller, id, Command::Resume).await
 }
 
 /// Any non-terminal status → completed.
@@ -191,9 +206,10 @@ pub async fn resume(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn complete(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Complete).await
+    simple(app, caller, id, Command::Complete).await
 }
 
 /// Any non-terminal status → cancelled (ext).
@@ -206,9 +222,10 @@ pub async fn complete(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn cancel(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    simple(app, id, Command::Cancel).await
+    simple(app, caller, id, Command::Cancel).await
 }
 
 /// End the active turn (the hot path).
@@ -224,12 +241,22 @@ pub async fn cancel(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn switch(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
     JsonBody(body): JsonBody<SwitchBody>,
 ) -> Result<Response, ApiError> {
+    let mut args = SwitchArgs::from(body.unwrap_or_default());
+    let jump = args.next_participant_id.is_some();
+    // A participant's switch is bound to its own turn; the domain checks it
+    // against the state the switch is computed from.
+    args.turn_of = caller
+        .authorize(Operation::Switch { jump }, Some(id))?
+        .turn_of;
     admit_command(&app, id)?;
-    let args = SwitchArgs::from(body.unwrap_or_default());
-    let out = app.service.command(id, Command::Switch(args)).await?;
+    let out = app
+        .service
+        .command_by(id, Command::Switch(args), &caller.0.actor())
+        .await?;
     let s = out.state;
     Ok(data(
         StatusCode::OK,
@@ -255,9 +282,11 @@ pub async fn switch(
         (status = 503, body = ErrorBody, description = "SERVICE_UNAVAILABLE: the state store failed (with `Retry-After`)")))]
 pub async fn delete(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Response, ApiError> {
-    app.service.delete(id).await?;
+    caller.authorize(Operation::Admin, Some(id))?;
+    app.service.delete_by(id, &caller.0.actor()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -281,9 +310,11 @@ pub struct EventsQuery {
         (status = 503, body = ErrorBody, description = "AUDIT_UNAVAILABLE: no audit store is configured, or it is unreachable")))]
 pub async fn events(
     State(app): State<AppState>,
+    caller: Caller,
     SessionId(id): SessionId,
     q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    caller.authorize(Operation::Read, Some(id))?;
     let Query(q) = q.map_err(query_error)?;
     let limit = match q.limit.as_deref() {
         None => 100,

@@ -62,11 +62,16 @@ pub async fn ready(State(app): State<AppState>) -> Response {
             Json(json!({"status": "ready", "engine": engine.name(), "audit": audit})),
         )
             .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "engine": engine.name(), "error": e.to_string()})),
-        )
-            .into_response(),
+        Ok(Err(e)) => {
+            // The store's own message may name hosts or credentials: it is
+            // logged, and the probe gets a generic reason (API.md).
+            tracing::warn!(engine = engine.name(), error = %e, "readiness: state store ping failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not_ready", "engine": engine.name(), "error": "state store unavailable"})),
+            )
+                .into_response()
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not_ready", "engine": engine.name(), "error": "state store ping timed out"})),

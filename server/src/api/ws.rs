@@ -14,7 +14,9 @@
 //! below the one already sent are skipped, so a client never goes back.
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::ApiError;
+use crate::auth::policy::Operation;
 use crate::clock::now_ms;
 use crate::engine::{Subscription, UpdateKind};
 use crate::limits::{Admit, MessageBudget};
@@ -81,10 +83,19 @@ fn session_param(query: Option<&str>) -> Result<Uuid, &'static str> {
         (status = 400, body = String, content_type = "text/plain", description = "Not a WebSocket handshake (no `Connection: upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13` or `Sec-WebSocket-Key`)")))]
 pub async fn upgrade(
     State(app): State<AppState>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Response {
     let session = session_param(query.as_deref());
+    // Authorized before the upgrade: a refusal is a plain HTTP 403. A bad
+    // sessionId is left to the 1008 close below (nothing is sent before it).
+    if let Ok(id) = session
+        && let Err(e) = caller.authorize(Operation::Read, Some(id))
+    {
+        return e.into_response();
+    }
+    let expires = token_deadline(&app, &caller);
     let Ok(slot) = Arc::clone(&app.ws_limits.slots).try_acquire_owned() else {
         return ApiError::AtCapacity("websocket_connections").into_response();
     };
@@ -97,11 +108,19 @@ pub async fn upgrade(
             let _guard = app.tasks.token();
             let send_timeout = app.ws_limits.send_timeout;
             match session {
-                Ok(id) => run(app.clone(), socket, id, None, slot).await,
+                Ok(id) => run(app.clone(), socket, id, expires, slot).await,
                 Err(reason) => close(socket, 1008, reason, send_timeout).await,
             }
             app.metrics.ws_connections.dec();
         })
+}
+
+/// When a connection opened with a session token must close: its `exp`
+/// plus the clock leeway its acceptance allowed.
+fn token_deadline(app: &AppState, caller: &Caller) -> Option<tokio::time::Instant> {
+    let exp_ms = caller.0.expires_at()? as i64 * 1000 + app.auth.leeway_ms();
+    let left = Duration::from_millis((exp_ms - now_ms()).max(0) as u64);
+    Some(tokio::time::Instant::now() + left)
 }
 
 /// Sends a close frame, giving up after `within` (a client that does not
@@ -352,7 +371,7 @@ pub async fn run(
     let outcome = loop {
         let step = tokio::select! {
             _ = shutdown.cancelled() => Outcome::Close(1001, "server shutting down"),
-            _ = &mut expiry => Outcome::Close(1008, "credential expired"),
+            _ = &mut expiry => Outcome::Close(1008, "token expired"),
             _ = sleep_until_some(conn.resync_at) => {
                 conn.resync_at = None;
                 conn.sync(false).await

@@ -9,7 +9,10 @@
 //! - `timeouts`: every timeout action, applied by the server on its own.
 //! - `concurrency`: optimistic concurrency under parallel switches.
 //! - `lifecycle`: shutdown, idle expiry, configuration errors, logs.
+//! - `auth`: access control: every endpoint × every credential, turns
+//!   under a race, tokens, the admin listener, no secret in any output.
 
+mod auth;
 mod concurrency;
 mod errors;
 mod lifecycle;
@@ -37,6 +40,7 @@ fn main() -> std::process::ExitCode {
     // with everything else.
     let trials = [
         timeouts::trials(),
+        auth::trials(),
         ws::trials(),
         lifecycle::trials(),
         rest::trials(),
