@@ -59,6 +59,8 @@ pub fn descriptor_limit() -> Option<u64> {
             }
         }
     }
+    // rlim_t is u64 on Linux but not on every platform libc supports.
+    #[allow(clippy::unnecessary_cast)]
     Some(lim.rlim_cur as u64)
 }
 

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const HTTP_CASES: usize = 8_000;
 const WS_CASES: usize = 2_000;
-const DEFAULT_SEED: u64 = 0x5eed_13;
+const DEFAULT_SEED: u64 = 0x005e_ed13;
 /// Longest a single exchange may take before it counts as a hang.
 const HANG: Duration = Duration::from_secs(5);
 

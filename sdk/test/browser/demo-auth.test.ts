@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { ForbiddenError, NotYourTurnError, SyncKairosClient } from '../../src/index.js';
 import { artifactsDir, launch, watchErrors, until } from '../support/browser.js';
-import { authEnv, binaryHasAuth, startServer, type RunningServer } from '../support/server.js';
+import { authEnv, startServer, type RunningServer } from '../support/server.js';
 
 interface Probe {
   frame: { active: string | null; version: number; status: string } | null;
@@ -23,10 +23,7 @@ const probe = (p: Page) => p.evaluate(() => (globalThis as unknown as { synckair
 /** The page's own token, from its URL's #t= fragment. */
 const tokenOf = (p: Page) => new URLSearchParams(new URL(p.url()).hash.slice(1)).get('t')!;
 
-const hasAuth = binaryHasAuth();
-if (!hasAuth) console.log('  SKIPPED: the server binary has no access control yet (no --api-keys in `serve --help`)');
-
-describe('demo page with auth on, in headless Chromium', { skip: !hasAuth }, () => {
+describe('demo page with auth on, in headless Chromium', () => {
   let server: RunningServer;
   let browser: Browser;
   let host: Page;

@@ -15,7 +15,7 @@ import {
   type CreateSessionRequest,
   type SyncState,
 } from '../../src/index.js';
-import { authEnv, binaryHasAuth, startServer, waitFor, type RunningServer } from '../support/server.js';
+import { authEnv, startServer, waitFor, type RunningServer } from '../support/server.js';
 
 function chess(id = newSessionId()): CreateSessionRequest {
   return {
@@ -29,10 +29,7 @@ function chess(id = newSessionId()): CreateSessionRequest {
   };
 }
 
-const hasAuth = binaryHasAuth();
-if (!hasAuth) console.log('  SKIPPED: the server binary has no access control yet (no --api-keys in `serve --help`)');
-
-describe('SDK with auth on', { skip: !hasAuth }, () => {
+describe('SDK with auth on', () => {
   let server: RunningServer;
   let admin: SyncKairosClient;
   const subs: SessionSubscription[] = [];

@@ -1,14 +1,15 @@
 // `synckairos openapi` (what `make sdk-types` generates the SDK's wire types
-// from) prints exactly the document the running server serves.
+// from) prints exactly the document a running server with auth on serves
+// (with auth off it leaves out the security requirements it does not apply).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { serverBin, startServer, type RunningServer } from '../support/server.js';
+import { authEnv, serverBin, startServer, type RunningServer } from '../support/server.js';
 
 describe('synckairos openapi', () => {
   let server: RunningServer;
   before(async () => {
-    server = await startServer();
+    server = await startServer(0, authEnv().env);
   });
   after(async () => {
     await server?.stop();

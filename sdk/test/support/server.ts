@@ -1,7 +1,7 @@
 // Starts the real `synckairos` binary ($SYNCKAIROS_BIN) per the server
 // process contract: `serve --port P --bind 127.0.0.1`, first stdout line
 // `listening on http://127.0.0.1:PORT`, SIGTERM for a graceful stop.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -86,13 +86,6 @@ export async function waitFor<T>(what: string, cond: () => T | undefined | null 
   }
 }
 
-/**
- * Whether the binary under test has access control (API.md "Authentication
- * and authorization"): its `serve --help` lists `--api-keys`.
- */
-export function binaryHasAuth(): boolean {
-  return execFileSync(serverBin(), ['serve', '--help'], { encoding: 'utf8' }).includes('--api-keys');
-}
 
 /** Credentials for a server with auth on: an API key named `backend` and an HS256 token secret. */
 export interface AuthEnv {
