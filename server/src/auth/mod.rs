@@ -16,11 +16,13 @@ pub mod keys;
 pub mod policy;
 pub mod setup;
 pub mod token;
+pub mod verified;
 
 use keys::ApiKeys;
 use std::sync::Arc;
 use token::{Role, TokenError, TokenMinter, TokenVerifier};
 use uuid::Uuid;
+use verified::VerifiedTokens;
 
 /// A verified session token's grant: one session, one role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,8 @@ pub struct Auth {
     api_keys: ApiKeys,
     verifier: Option<TokenVerifier>,
     minter: Option<TokenMinter>,
+    /// Tokens verified before: a repeat costs a map lookup and the expiry check.
+    verified: VerifiedTokens,
 }
 
 /// Masked, like `check-config`: never a secret.
@@ -140,15 +144,24 @@ impl Auth {
         // A JWT is three base64url parts; an API key is anything else.
         if credential.bytes().filter(|b| *b == b'.').count() == 2 {
             let verifier = self.verifier.as_ref().ok_or(Unauthorized::TokensOff)?;
+            if let Some(grant) = self.verified.get(credential) {
+                if verifier.expired(grant.exp, now_s) {
+                    self.verified.remove(credential);
+                    return Err(Unauthorized::Token(TokenError::Expired));
+                }
+                return Ok(Principal::Token(grant));
+            }
             let c = verifier
                 .verify(credential, now_s)
                 .map_err(Unauthorized::Token)?;
-            return Ok(Principal::Token(SessionToken {
+            let grant = SessionToken {
                 sid: c.sid,
                 role: c.role,
                 sub: c.sub,
                 exp: c.exp,
-            }));
+            };
+            self.verified.insert(credential, &grant);
+            return Ok(Principal::Token(grant));
         }
         self.api_keys
             .verify(credential)

@@ -136,6 +136,7 @@ pub fn build(a: &AuthArgs) -> Result<Auth, String> {
         api_keys,
         verifier: (!keys.is_empty()).then(|| TokenVerifier::new(keys, rules)),
         minter,
+        verified: Default::default(),
     })
 }
 
@@ -245,6 +246,40 @@ mod tests {
             .unwrap();
         assert!(auth.authenticate(Some(&t.token), now).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_forged_one_is_never_remembered() {
+        use super::super::token::{Role, TokenError};
+        use super::super::{Principal, Unauthorized};
+        let auth = build(&serve(&["--token-secret", SECRET]).auth).unwrap();
+        let now = super::super::now_seconds();
+        let minted = auth
+            .minter()
+            .unwrap()
+            .mint(uuid::Uuid::new_v4(), Role::Viewer, None, Some(60), now)
+            .unwrap();
+        // Verified, then served from the memo: the same grant both times.
+        let first = auth.authenticate(Some(&minted.token), now).unwrap();
+        let again = auth.authenticate(Some(&minted.token), now + 1).unwrap();
+        assert!(matches!(&first, Principal::Token(t) if t.exp == minted.exp));
+        assert_eq!(first, again);
+        // Past exp + leeway (5 s by default) the memo refuses it too.
+        let late = minted.exp + TokenRules::default().leeway_seconds;
+        assert_eq!(
+            auth.authenticate(Some(&minted.token), late),
+            Err(Unauthorized::Token(TokenError::Expired))
+        );
+        // A token whose signature is altered is refused every time.
+        let (head, sig) = minted.token.rsplit_once('.').unwrap();
+        let flipped = if sig.starts_with('A') { 'B' } else { 'A' };
+        let forged = format!("{head}.{flipped}{}", &sig[1..]);
+        for _ in 0..2 {
+            assert_eq!(
+                auth.authenticate(Some(&forged), now),
+                Err(Unauthorized::Token(TokenError::BadSignature))
+            );
+        }
     }
 
     /// Test-only key pairs (generated with openssl for this test).

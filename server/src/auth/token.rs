@@ -121,11 +121,16 @@ pub fn valid_participant_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
 }
 
+/// RFC 7519: expired from the `exp` second on, past the leeway.
+fn expired(exp: u64, rules: &TokenRules, now_s: u64) -> bool {
+    now_s >= exp.saturating_add(rules.leeway_seconds)
+}
+
 /// Checks the claims the JWT library does not: lifetime and `sub`.
 fn check_claims(c: &Claims, rules: &TokenRules, now_s: u64) -> Result<(), TokenError> {
     // RFC 7519: expired from the `exp` second on (the library accepts the
     // `exp` second itself, so a WebSocket closed at `exp` could reopen).
-    if now_s >= c.exp + rules.leeway_seconds {
+    if expired(c.exp, rules, now_s) {
         return Err(TokenError::Expired);
     }
     let max = rules.max_ttl_seconds;
@@ -183,6 +188,12 @@ impl TokenVerifier {
     /// The clock skew tolerated on `exp`.
     pub fn leeway_seconds(&self) -> u64 {
         self.rules.leeway_seconds
+    }
+
+    /// Whether a token with `exp` has expired at `now_s` (the one rule a
+    /// token verified earlier must pass again).
+    pub fn expired(&self, exp: u64, now_s: u64) -> bool {
+        expired(exp, &self.rules, now_s)
     }
 
     /// Which algorithms this verifier accepts (for `check-config`).
